@@ -1,0 +1,34 @@
+//! Pure domain-to-FHIR R4 mappings for DynamoDB stream images. No AWS code lives here.
+//!
+//! A mapping reads one item [`Image`] of a user's table and returns a fhir-sdk resource, or a
+//! [`MappingError`] that names the field. The enrichment core (`fhir-pipes-enrichers`) is
+//! generic over [`Mapping`]: envelopes, skip-unchanged, DELETE handling and error events are
+//! written once there.
+
+pub mod error;
+pub mod id;
+pub mod image;
+pub mod patient;
+
+pub use error::{ErrorKind, MappingError};
+pub use id::{fhir_id, is_valid_fhir_id, reference};
+pub use image::{AttributeValue, Image};
+pub use patient::PatientMapping;
+
+use serde::Serialize;
+
+/// One domain table shape mapped to one FHIR resource type.
+pub trait Mapping: Send + Sync {
+    /// The FHIR resource produced, serialized into the envelope's `details.entity`.
+    type Resource: Serialize + PartialEq;
+
+    /// FHIR resource type, e.g. `"Patient"`; also the prefix of event types
+    /// (`PatientChange`, `PatientMappingFailed`).
+    const RESOURCE_TYPE: &'static str;
+
+    /// Maps a full item image (`NewImage`, or `OldImage` of a REMOVE).
+    fn map(&self, image: &Image<'_>) -> Result<Self::Resource, MappingError>;
+
+    /// The FHIR id of the record from its key attributes only (a REMOVE without an old image).
+    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError>;
+}

@@ -1,0 +1,296 @@
+//! The reference mapping: a domain `Patients` table to a FHIR R4 Patient.
+//!
+//! | attribute | type | FHIR |
+//! |---|---|---|
+//! | `id` (required) | S | `id` (kept when a valid FHIR id, else UUIDv5) |
+//! | `firstName` (required), `middleName` | S | `name[0].given` |
+//! | `lastName` (required) | S | `name[0].family` |
+//! | `birthDate` (required) | S, `YYYY-MM-DD` or `MM-DD-YYYY` | `birthDate` (`YYYY-MM-DD`) |
+//! | `gender` | S, `M`/`male`, `F`/`female`, `O`/`other`, `U`/`unknown` | `gender` |
+//! | `phone`, `email` | S | `telecom` |
+//! | `mrn` | S | `identifier` (type `MR`) |
+//! | `active` | BOOL | `active` |
+//! | `address` | M {`address1`, `address2`, `city`, `state`, `zip` (S or N), `country`} | `address[0]` |
+
+use fhir_sdk::{
+    Date,
+    r4b::{
+        codes::{AddressUse, AdministrativeGender, ContactPointSystem, NameUse},
+        resources::Patient,
+        types::{Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier},
+    },
+};
+
+use crate::{ErrorKind, Image, Mapping, MappingError, fhir_id};
+
+/// Code system of identifier types (HL7 v2 table 0203).
+pub const IDENTIFIER_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
+
+/// Identifier system used for `mrn` unless configured.
+pub const DEFAULT_MRN_SYSTEM: &str = "urn:fhir-pipes:mrn";
+
+/// Domain Patient → FHIR Patient.
+#[derive(Debug, Clone)]
+pub struct PatientMapping {
+    /// `identifier.system` of the MRN identifier (the issuing organisation's namespace).
+    pub mrn_system: String,
+}
+
+impl Default for PatientMapping {
+    fn default() -> Self {
+        Self { mrn_system: DEFAULT_MRN_SYSTEM.to_owned() }
+    }
+}
+
+impl Mapping for PatientMapping {
+    type Resource = Patient;
+
+    const RESOURCE_TYPE: &'static str = "Patient";
+
+    fn map(&self, image: &Image<'_>) -> Result<Patient, MappingError> {
+        let id = fhir_id(Self::RESOURCE_TYPE, image.required_string("id", "id")?);
+        let first_name = image.required_string("firstName", "firstName")?;
+        let middle_name = image.string("middleName", "middleName")?;
+        let last_name = image.required_string("lastName", "lastName")?;
+        let birth_date = parse_birth_date(image.required_string("birthDate", "birthDate")?)?;
+        let gender = image.string("gender", "gender")?.map(parse_gender).transpose()?;
+        let phone = image.string("phone", "phone")?;
+        let email = image.string("email", "email")?;
+        let mrn = image.string("mrn", "mrn")?;
+        let active = image.bool("active", "active")?;
+        let address = image.map("address", "address")?.map(map_address).transpose()?.flatten();
+
+        let mut given = vec![Some(first_name.to_owned())];
+        given.extend(middle_name.map(|m| Some(m.to_owned())));
+        let name = HumanName::builder().r#use(NameUse::Official).family(last_name.to_owned()).given(given);
+
+        let mut telecom = Vec::new();
+        for (system, value) in [(ContactPointSystem::Phone, phone), (ContactPointSystem::Email, email)] {
+            if let Some(value) = value {
+                telecom.push(Some(ContactPoint::builder().system(system).value(value.to_owned()).build()?));
+            }
+        }
+
+        let mut patient = Patient::builder()
+            .id(id)
+            .name(vec![Some(name.build()?)])
+            .birth_date(birth_date)
+            .telecom(telecom);
+        if let Some(mrn) = mrn {
+            patient = patient.identifier(vec![Some(self.mrn_identifier(mrn)?)]);
+        }
+        if let Some(active) = active {
+            patient = patient.active(active);
+        }
+        if let Some(gender) = gender {
+            patient = patient.gender(gender);
+        }
+        if let Some(address) = address {
+            patient = patient.address(vec![Some(address)]);
+        }
+        Ok(patient.build()?)
+    }
+
+    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
+        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
+    }
+}
+
+impl PatientMapping {
+    fn mrn_identifier(&self, mrn: &str) -> Result<Identifier, MappingError> {
+        let coding = Coding::builder().system(IDENTIFIER_TYPE_SYSTEM.to_owned()).code("MR".to_owned()).build()?;
+        Ok(Identifier::builder()
+            .r#type(CodeableConcept::builder().coding(vec![Some(coding)]).build()?)
+            .system(self.mrn_system.clone())
+            .value(mrn.to_owned())
+            .build()?)
+    }
+}
+
+/// `address` M → one home Address; `None` when every part is missing.
+fn map_address(address: &Image<'_>) -> Result<Option<Address>, MappingError> {
+    let line1 = address.string("address1", "address.address1")?;
+    let line2 = address.string("address2", "address.address2")?;
+    let city = address.string("city", "address.city")?;
+    let state = address.string("state", "address.state")?;
+    let zip = address.string_or_number("zip", "address.zip")?;
+    let country = address.string("country", "address.country")?;
+    if [line1, line2, city, state, zip, country].iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let lines = [line1, line2].into_iter().flatten().map(|l| Some(l.to_owned())).collect();
+    let mut builder = Address::builder().r#use(AddressUse::Home).line(lines);
+    if let Some(city) = city {
+        builder = builder.city(city.to_owned());
+    }
+    if let Some(state) = state {
+        builder = builder.state(state.to_owned());
+    }
+    if let Some(zip) = zip {
+        builder = builder.postal_code(zip.to_owned());
+    }
+    if let Some(country) = country {
+        builder = builder.country(country.to_owned());
+    }
+    Ok(Some(builder.build()?))
+}
+
+/// `M`/`male`, `F`/`female`, `O`/`other`, `U`/`unknown`, any case.
+pub fn parse_gender(code: &str) -> Result<AdministrativeGender, MappingError> {
+    let gender = match code.to_ascii_lowercase().as_str() {
+        "m" | "male" => AdministrativeGender::Male,
+        "f" | "female" => AdministrativeGender::Female,
+        "o" | "other" => AdministrativeGender::Other,
+        "u" | "unknown" => AdministrativeGender::Unknown,
+        _ => {
+            return Err(MappingError::new(
+                "gender",
+                ErrorKind::InvalidValue,
+                "not a known gender code (expected M, F, O, U, male, female, other or unknown)",
+            ));
+        }
+    };
+    Ok(gender)
+}
+
+/// `YYYY-MM-DD` or `MM-DD-YYYY`, on the calendar, to a FHIR date (`YYYY-MM-DD`).
+pub fn parse_birth_date(text: &str) -> Result<Date, MappingError> {
+    let invalid = || {
+        MappingError::new(
+            "birthDate",
+            ErrorKind::InvalidDate,
+            "not a calendar date in YYYY-MM-DD or MM-DD-YYYY format",
+        )
+    };
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u16> {
+        let part = bytes.get(range)?;
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')))
+    };
+    let (year, month, day) = match bytes {
+        [_, _, _, _, b'-', _, _, b'-', _, _] => (digits(0..4), digits(5..7), digits(8..10)),
+        [_, _, b'-', _, _, b'-', _, _, _, _] => (digits(6..10), digits(0..2), digits(3..5)),
+        _ => return Err(invalid()),
+    };
+    let (Some(year), Some(month), Some(day)) = (year, month, day) else {
+        return Err(invalid());
+    };
+    // FHIR dates have no year 0000.
+    if year == 0 {
+        return Err(invalid());
+    }
+    let month = u8::try_from(month).ok().and_then(|m| fhir_sdk::time::Month::try_from(m).ok()).ok_or_else(invalid)?;
+    let day = u8::try_from(day).map_err(|_| invalid())?;
+    let date = fhir_sdk::time::Date::from_calendar_date(i32::from(year), month, day).map_err(|_| invalid())?;
+    Ok(Date::Date(date))
+}
+
+impl From<fhir_sdk::BuilderError> for MappingError {
+    fn from(error: fhir_sdk::BuilderError) -> Self {
+        // Only reachable through a bug in a mapping (a required FHIR element not set).
+        MappingError::new("(resource)", ErrorKind::InvalidValue, format!("FHIR builder: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn map(image: &str) -> Result<Value, MappingError> {
+        let image = Image::from_json(image).unwrap();
+        PatientMapping::default().map(&image).map(|p| serde_json::to_value(p).unwrap())
+    }
+
+    const MINIMAL: &str = r#"{"id":{"S":"p1"},"firstName":{"S":"Ada"},"lastName":{"S":"Lovelace"},"birthDate":{"S":"1815-12-10"}"#;
+
+    fn with(extra: &str) -> String {
+        format!("{MINIMAL}{extra}}}")
+    }
+
+    #[test]
+    fn minimal_patient() {
+        assert_eq!(
+            map(&with("")).unwrap(),
+            json!({"resourceType":"Patient","id":"p1","name":[{"use":"official","family":"Lovelace","given":["Ada"]}],"birthDate":"1815-12-10"})
+        );
+    }
+
+    #[test]
+    fn both_date_formats_normalise_and_off_calendar_dates_fail() {
+        assert_eq!(serde_json::to_value(parse_birth_date("12-10-1815").unwrap()).unwrap(), "1815-12-10");
+        assert_eq!(serde_json::to_value(parse_birth_date("2000-02-29").unwrap()).unwrap(), "2000-02-29");
+        for bad in ["1990-13-45", "02-30-1991", "1900-02-29", "1815/12/10", "1815-1-10", "0000-01-01", "19901231", "", "१९९०-०१-०१"] {
+            let error = parse_birth_date(bad).unwrap_err();
+            assert_eq!((error.field.as_str(), error.kind), ("birthDate", ErrorKind::InvalidDate), "{bad}");
+            assert!(!error.message.contains(bad) || bad.is_empty());
+        }
+    }
+
+    #[test]
+    fn gender_codes_any_case() {
+        for (code, expected) in [("M", "male"), ("male", "male"), ("FEMALE", "female"), ("f", "female"), ("O", "other"), ("u", "unknown"), ("Unknown", "unknown")] {
+            assert_eq!(map(&with(&format!(r#","gender":{{"S":"{code}"}}"#))).unwrap()["gender"], expected);
+        }
+        assert_eq!(map(&with(r#","gender":{"S":"X"}"#)).unwrap_err().field, "gender");
+    }
+
+    #[test]
+    fn required_fields_missing_blank_null_or_wrong_type() {
+        for field in ["id", "firstName", "lastName", "birthDate"] {
+            let image: Value = serde_json::from_str(&with("")).unwrap();
+            for replacement in [None, Some(json!({"S": "  "})), Some(json!({"NULL": true}))] {
+                let mut image = image.clone();
+                match &replacement {
+                    None => drop(image.as_object_mut().unwrap().remove(field)),
+                    Some(value) => image[field] = value.clone(),
+                }
+                let error = map(&image.to_string()).unwrap_err();
+                assert_eq!((error.field.as_str(), error.kind), (field, ErrorKind::MissingField));
+            }
+            let mut image = image.clone();
+            image[field] = json!({"N": "1"});
+            let error = map(&image.to_string()).unwrap_err();
+            assert_eq!((error.field.as_str(), error.kind), (field, ErrorKind::WrongType));
+        }
+    }
+
+    #[test]
+    fn full_patient_with_numeric_zip() {
+        let patient = map(&with(
+            r#","middleName":{"S":"King"},"gender":{"S":"F"},"phone":{"S":"555-0100"},"email":{"S":"ada@example.org"},
+            "mrn":{"S":"MRN-1"},"active":{"BOOL":true},"address":{"M":{"address1":{"S":"1 St James Sq"},"city":{"S":"London"},"zip":{"N":"02134"}}}"#,
+        ))
+        .unwrap();
+        assert_eq!(patient["name"][0]["given"], json!(["Ada", "King"]));
+        assert_eq!(patient["telecom"], json!([{"system":"phone","value":"555-0100"},{"system":"email","value":"ada@example.org"}]));
+        assert_eq!(
+            patient["identifier"],
+            json!([{"type":{"coding":[{"system":IDENTIFIER_TYPE_SYSTEM,"code":"MR"}]},"system":DEFAULT_MRN_SYSTEM,"value":"MRN-1"}])
+        );
+        assert_eq!(patient["active"], true);
+        assert_eq!(patient["address"], json!([{"use":"home","line":["1 St James Sq"],"city":"London","postalCode":"02134"}]));
+    }
+
+    #[test]
+    fn empty_address_is_omitted_and_wrong_nested_type_is_named() {
+        assert!(map(&with(r#","address":{"M":{"city":{"S":" "}}}"#)).unwrap().get("address").is_none());
+        assert_eq!(map(&with(r#","address":{"M":{"zip":{"BOOL":true}}}"#)).unwrap_err().field, "address.zip");
+        assert_eq!(map(&with(r#","address":{"S":"1 Main St"}"#)).unwrap_err().field, "address");
+        assert_eq!(map(&with(r#","active":{"S":"true"}"#)).unwrap_err().field, "active");
+    }
+
+    #[test]
+    fn unknown_attributes_of_any_type_are_ignored() {
+        let extra = r#","tags":{"SS":["a"]},"scores":{"NS":["1"]},"blob":{"B":"AA=="},"list":{"L":[]},"meta":{"M":{}},"nothing":{"NULL":true},"odd":{"S":7}"#;
+        assert_eq!(map(&with(extra)).unwrap(), map(&with("")).unwrap());
+    }
+
+    #[test]
+    fn ids_that_are_not_fhir_ids_get_uuid_v5() {
+        let image = with("").replace(r#""id":{"S":"p1"}"#, r##""id":{"S":"PATIENT#1"}"##);
+        assert_eq!(map(&image).unwrap()["id"], fhir_id("Patient", "PATIENT#1"));
+        let keys = Image::from_json(r##"{"id":{"S":"PATIENT#1"}}"##).unwrap();
+        assert_eq!(PatientMapping::default().fhir_id_from_keys(&keys).unwrap(), fhir_id("Patient", "PATIENT#1"));
+    }
+}
