@@ -230,9 +230,9 @@ impl<'de> Visitor<'de> for AttributeVisitor {
 }
 
 /// A string that borrows from the input unless it has escapes (serde's own `Cow<str>` always copies).
-pub(crate) struct CowStr<'a>(pub(crate) Cow<'a, str>);
+pub struct CowStr<'a>(pub Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for CowStr<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct StrVisitor;
         impl<'de> Visitor<'de> for StrVisitor {

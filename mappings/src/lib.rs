@@ -12,7 +12,7 @@ pub mod patient;
 
 pub use error::{ErrorKind, MappingError};
 pub use id::{fhir_id, is_valid_fhir_id, reference};
-pub use image::{AttributeValue, Image};
+pub use image::{AttributeValue, CowStr, Image};
 pub use patient::PatientMapping;
 
 use serde::Serialize;

@@ -1,0 +1,4 @@
+//! fhir-pipes: the Pipe definitions and the local pipe runtime (source → filter → enrichment →
+//! target), and the commands of the `fhir-pipes` CLI.
+
+pub mod enrich_cmd;

@@ -1,0 +1,33 @@
+//! The `fhir-pipes` command line.
+
+use clap::{Parser, Subcommand};
+
+use fhir_pipes::enrich_cmd::EnrichArgs;
+
+/// DynamoDB stream changes to FHIR R4 events, locally.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enrich a batch of stream records into FHIR event envelopes, as the Lambda does.
+    Enrich(EnrichArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    init_logging();
+    match Cli::parse().command {
+        Command::Enrich(args) => args.run(),
+    }
+}
+
+/// Human-readable logs on stderr (stdout carries the events), `warn` unless `RUST_LOG` says otherwise.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
