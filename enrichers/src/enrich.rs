@@ -11,7 +11,7 @@ use crate::{
     envelope::{Command, Envelope, Metadata, ResourceRef},
     error::{EnrichError, RecordError},
     metrics::Counts,
-    record::{EventName, ImageKind, StreamRecord},
+    record::{self, EventName, ImageKind, StreamRecord},
 };
 
 /// The result of one batch.
@@ -93,7 +93,14 @@ impl<M: Mapping> Enricher<M> {
         let mut response_bytes = 2;
         for (index, raw) in records.iter().enumerate() {
             let parsed = StreamRecord::parse(raw);
-            let event_id = parsed.as_ref().ok().and_then(StreamRecord::event_id);
+            let salvaged_id;
+            let event_id = match &parsed {
+                Ok(record) => record.event_id(),
+                Err(_) => {
+                    salvaged_id = record::salvage_event_id(raw);
+                    salvaged_id.as_deref()
+                }
+            };
             let record = parsed.as_ref().map_err(Clone::clone);
             let outcome = match record {
                 Ok(record) => self.process(record),
@@ -188,11 +195,11 @@ impl<M: Mapping> Enricher<M> {
                         "INSERT and MODIFY need the new image: use StreamViewType NEW_IMAGE or NEW_AND_OLD_IMAGES",
                     )
                 })?;
-                let resource = self.mapping.map(&new_image)?;
+                let resource = self.mapping.map(new_image)?;
                 if self.config.skip_unchanged
                     && record.event_name()? == EventName::Modify
                     && let Ok(Some(old_image)) = record.image(ImageKind::Old)
-                    && self.mapping.map(&old_image).is_ok_and(|old| old == resource)
+                    && self.mapping.map(old_image).is_ok_and(|old| old == resource)
                 {
                     return Ok(Outcome::Unchanged);
                 }
@@ -200,14 +207,14 @@ impl<M: Mapping> Enricher<M> {
             }
             EventName::Remove => {
                 if let Ok(Some(old_image)) = record.image(ImageKind::Old)
-                    && let Ok(resource) = self.mapping.map(&old_image)
+                    && let Ok(resource) = self.mapping.map(old_image)
                 {
                     return Ok(Outcome::Delete(DeleteEntity::Full(resource)));
                 }
                 let keys = record.image(ImageKind::Keys)?.ok_or_else(|| {
                     RecordError::new(ImageKind::Keys.field(), "missing_image", "a REMOVE without a mappable old image needs its Keys")
                 })?;
-                let id = self.mapping.fhir_id_from_keys(&keys).map_err(|error| RecordError {
+                let id = self.mapping.fhir_id_from_keys(keys).map_err(|error| RecordError {
                     field: format!("{}.{}", ImageKind::Keys.field(), error.field).into(),
                     ..error.into()
                 })?;

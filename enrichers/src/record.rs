@@ -50,13 +50,13 @@ pub struct StreamData<'a> {
     pub approximate_creation_date_time: Option<serde_json::Number>,
     /// Key attributes of the item.
     #[serde(rename = "Keys", borrow, default)]
-    pub keys: Option<&'a RawValue>,
+    pub keys: Option<MaybeImage<'a>>,
     /// The item after the change.
     #[serde(rename = "NewImage", borrow, default)]
-    pub new_image: Option<&'a RawValue>,
+    pub new_image: Option<MaybeImage<'a>>,
     /// The item before the change.
     #[serde(rename = "OldImage", borrow, default)]
-    pub old_image: Option<&'a RawValue>,
+    pub old_image: Option<MaybeImage<'a>>,
     /// Position of the record in its shard.
     #[serde(rename = "SequenceNumber", borrow, default)]
     pub sequence_number: Option<CowStr<'a>>,
@@ -125,20 +125,75 @@ impl<'a> StreamRecord<'a> {
         arn.split_once(":table/").map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
     }
 
-    /// Decodes one of the images; `None` when the record does not carry it.
-    pub fn image(&self, which: ImageKind) -> Result<Option<Image<'a>>, RecordError> {
+    /// One of the images; `None` when the record does not carry it.
+    pub fn image(&self, which: ImageKind) -> Result<Option<&Image<'a>>, RecordError> {
         let Some(data) = &self.dynamodb else { return Ok(None) };
-        let raw = match which {
-            ImageKind::Keys => data.keys,
-            ImageKind::New => data.new_image,
-            ImageKind::Old => data.old_image,
+        let image = match which {
+            ImageKind::Keys => &data.keys,
+            ImageKind::New => &data.new_image,
+            ImageKind::Old => &data.old_image,
         };
-        raw.map(|raw| {
-            Image::from_json(raw.get()).map_err(|_| {
-                RecordError::new(which.field(), "wrong_type", "an image must be a JSON object of attribute values")
-            })
-        })
-        .transpose()
+        match image {
+            None | Some(MaybeImage::Null) => Ok(None),
+            Some(MaybeImage::Image(image)) => Ok(Some(image)),
+            Some(MaybeImage::NotAnObject) => {
+                Err(RecordError::new(which.field(), "wrong_type", "an image must be a JSON object of attribute values"))
+            }
+        }
+    }
+}
+
+/// An image field as found: decoded in the same pass as the record, and never failing it (a
+/// wrong image only matters when the mapping needs that image).
+pub enum MaybeImage<'a> {
+    /// A JSON object of attribute values.
+    Image(Image<'a>),
+    /// `null`.
+    Null,
+    /// Any other JSON value.
+    NotAnObject,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for MaybeImage<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
+
+        struct MaybeImageVisitor;
+        impl<'de> Visitor<'de> for MaybeImageVisitor {
+            type Value = MaybeImage<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an item image")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Image::deserialize(MapAccessDeserializer::new(map)).map(MaybeImage::Image)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeImage::NotAnObject)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(MaybeImage::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(MaybeImage::Null)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(MaybeImage::NotAnObject)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MaybeImage::NotAnObject)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MaybeImage::NotAnObject)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MaybeImage::NotAnObject)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MaybeImage::NotAnObject)
+            }
+        }
+        deserializer.deserialize_any(MaybeImageVisitor)
     }
 }
 
@@ -162,6 +217,12 @@ impl ImageKind {
             ImageKind::Old => "dynamodb.OldImage",
         }
     }
+}
+
+/// The eventID of a record that does not decode, so its error event stays correlated.
+pub fn salvage_event_id(raw: &RawValue) -> Option<String> {
+    let record: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+    record.get("eventID")?.as_str().map(str::to_owned)
 }
 
 /// Finds which field made a record undecodable. Never quotes values (they may be patient data).

@@ -21,7 +21,7 @@ use fhir_sdk::{
     },
 };
 
-use crate::{ErrorKind, Image, Mapping, MappingError, fhir_id};
+use crate::{ErrorKind, Image, Mapping, MappingError, fhir_id, fhir_string};
 
 /// Code system of identifier types (HL7 v2 table 0203).
 pub const IDENTIFIER_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
@@ -60,14 +60,14 @@ impl Mapping for PatientMapping {
         let active = image.bool("active", "active")?;
         let address = image.map("address", "address")?.map(map_address).transpose()?.flatten();
 
-        let mut given = vec![Some(first_name.to_owned())];
-        given.extend(middle_name.map(|m| Some(m.to_owned())));
-        let name = HumanName::builder().r#use(NameUse::Official).family(last_name.to_owned()).given(given);
+        let mut given = vec![Some(fhir_string(first_name))];
+        given.extend(middle_name.map(|m| Some(fhir_string(m))));
+        let name = HumanName::builder().r#use(NameUse::Official).family(fhir_string(last_name)).given(given);
 
         let mut telecom = Vec::new();
         for (system, value) in [(ContactPointSystem::Phone, phone), (ContactPointSystem::Email, email)] {
             if let Some(value) = value {
-                telecom.push(Some(ContactPoint::builder().system(system).value(value.to_owned()).build()?));
+                telecom.push(Some(ContactPoint::builder().system(system).value(fhir_string(value)).build()?));
             }
         }
 
@@ -102,7 +102,7 @@ impl PatientMapping {
         Ok(Identifier::builder()
             .r#type(CodeableConcept::builder().coding(vec![Some(coding)]).build()?)
             .system(self.mrn_system.clone())
-            .value(mrn.to_owned())
+            .value(fhir_string(mrn))
             .build()?)
     }
 }
@@ -118,19 +118,19 @@ fn map_address(address: &Image<'_>) -> Result<Option<Address>, MappingError> {
     if [line1, line2, city, state, zip, country].iter().all(Option::is_none) {
         return Ok(None);
     }
-    let lines = [line1, line2].into_iter().flatten().map(|l| Some(l.to_owned())).collect();
+    let lines = [line1, line2].into_iter().flatten().map(|l| Some(fhir_string(l))).collect();
     let mut builder = Address::builder().r#use(AddressUse::Home).line(lines);
     if let Some(city) = city {
-        builder = builder.city(city.to_owned());
+        builder = builder.city(fhir_string(city));
     }
     if let Some(state) = state {
-        builder = builder.state(state.to_owned());
+        builder = builder.state(fhir_string(state));
     }
     if let Some(zip) = zip {
-        builder = builder.postal_code(zip.to_owned());
+        builder = builder.postal_code(fhir_string(zip));
     }
     if let Some(country) = country {
-        builder = builder.country(country.to_owned());
+        builder = builder.country(fhir_string(country));
     }
     Ok(Some(builder.build()?))
 }

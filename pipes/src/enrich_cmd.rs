@@ -9,7 +9,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
-use fhir_pipes_enrichers::{EnrichConfig, Enricher, ErrorPolicy, lambda};
+use fhir_pipes_enrichers::{EnrichConfig, Enricher, ErrorPolicy, lambda, sample};
 use fhir_pipes_mappings::{Mapping, PatientMapping, patient::DEFAULT_MRN_SYSTEM};
 
 /// The demo batch used when no input is given: every kind of change, one bad record.
@@ -106,6 +106,29 @@ impl EnrichArgs {
             counts.skipped,
             counts.failed
         );
+        Ok(())
+    }
+}
+
+/// Arguments of `fhir-pipes sample`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Which resource's table to imitate.
+    pub resource: Resource,
+    /// How many records (Pipes sends at most 10,000 per batch; 5,000 is about 5.4 MB).
+    #[arg(long, default_value_t = 5_000)]
+    pub records: usize,
+}
+
+impl SampleArgs {
+    /// Prints the batch to stdout.
+    pub fn run(&self) -> anyhow::Result<()> {
+        let batch = match self.resource {
+            Resource::Patient => sample::patient_batch(self.records),
+        };
+        let mut out = io::stdout().lock();
+        out.write_all(batch.as_bytes())?;
+        out.write_all(b"\n")?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use fhir_pipes::enrich_cmd::EnrichArgs;
+use fhir_pipes::enrich_cmd::{EnrichArgs, SampleArgs};
 
 /// DynamoDB stream changes to FHIR R4 events, locally.
 #[derive(Debug, Parser)]
@@ -16,12 +16,15 @@ struct Cli {
 enum Command {
     /// Enrich a batch of stream records into FHIR event envelopes, as the Lambda does.
     Enrich(EnrichArgs),
+    /// Print a generated batch of fake stream records (for benchmarks and load tests).
+    Sample(SampleArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     init_logging();
     match Cli::parse().command {
         Command::Enrich(args) => args.run(),
+        Command::Sample(args) => args.run(),
     }
 }
 

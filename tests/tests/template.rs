@@ -1,0 +1,30 @@
+//! The deployable Pipe definition passes cfn-lint (errors and warnings fail). cfn-lint comes from
+//! `tests/requirements.txt`; without it this test fails, it never skips.
+
+use std::process::Command;
+
+use fhir_pipes_e2e::workspace_root;
+
+#[test]
+fn pipe_templates_pass_cfn_lint() {
+    let output = Command::new("bash")
+        .arg(workspace_root().join("pipes/lint-template.sh"))
+        .current_dir(workspace_root())
+        .output()
+        .expect("cannot run pipes/lint-template.sh");
+    assert!(
+        output.status.success(),
+        "cfn-lint rejected the templates (install it with `pip install -r tests/requirements.txt`):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_template_uses_only_real_pipe_properties() {
+    // Regression for the Go seed, whose pipe had a `lambdaParameters` field Pipes does not have.
+    let template = std::fs::read_to_string(workspace_root().join("pipes/template.yaml")).unwrap();
+    assert!(!template.to_ascii_lowercase().contains("lambdaparameters:"));
+    assert!(template.contains("AWS::Pipes::Pipe"));
+    assert!(template.contains("AUTOMATIC_BISECT"));
+}
