@@ -233,6 +233,12 @@ fn prefix_and_suffix() {
                 vec![json!({"FileName": "a.png"}), json!({"FileName": "B.Png"})],
                 vec![json!({"FileName": "a.jpg"}), json!({"FileName": "pn"})],
             ),
+            (
+                // `İ` lower-cases to two chars (`i` + U+0307); folding from the end must keep their order.
+                json!({"city": [{"suffix": {"equals-ignore-case": "-İ"}}]}),
+                vec![json!({"city": "X-İ"}), json!({"city": "x-i\u{307}"})],
+                vec![json!({"city": "x-i"})],
+            ),
         ],
     );
 }
