@@ -142,6 +142,21 @@ fn default_pipe_filter_on_event_name_and_entity_type() {
 }
 
 #[test]
+fn template_yaml_stream_event_name_filters() {
+    // The patterns pipes/template.yaml renders for its two `StreamEventNames` choices.
+    let all = FilterSet::parse(&[r#"{"eventName":["INSERT","MODIFY","REMOVE"]}"#]).unwrap();
+    let no_remove = FilterSet::parse(&[r#"{"eventName":["INSERT","MODIFY"]}"#]).unwrap();
+    for name in ["INSERT", "MODIFY", "REMOVE"] {
+        assert!(all.matches(&record(name, "PATIENT")), "{name}");
+        assert_eq!(
+            no_remove.matches(&record(name, "PATIENT")),
+            name != "REMOVE",
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn arrays_in_events() {
     table(
         Dialect::Pipes,
