@@ -2,3 +2,4 @@
 //! target), and the commands of the `fhir-pipes` CLI.
 
 pub mod enrich_cmd;
+pub mod filter;
