@@ -184,7 +184,11 @@ impl<M: Mapping> Enricher<M> {
 
     fn try_process(&self, record: &StreamRecord<'_>) -> Result<Outcome<M::Resource>, RecordError> {
         if record.event_id().is_none() {
-            return Err(RecordError::new("eventID", "missing_field", "eventID is absent; events could not be correlated"));
+            return Err(RecordError::new(
+                "eventID",
+                "missing_field",
+                "eventID is absent; events could not be correlated",
+            ));
         }
         match record.event_name()? {
             EventName::Insert | EventName::Modify => {
@@ -212,7 +216,11 @@ impl<M: Mapping> Enricher<M> {
                     return Ok(Outcome::Delete(DeleteEntity::Full(resource)));
                 }
                 let keys = record.image(ImageKind::Keys)?.ok_or_else(|| {
-                    RecordError::new(ImageKind::Keys.field(), "missing_image", "a REMOVE without a mappable old image needs its Keys")
+                    RecordError::new(
+                        ImageKind::Keys.field(),
+                        "missing_image",
+                        "a REMOVE without a mappable old image needs its Keys",
+                    )
                 })?;
                 let id = self.mapping.fhir_id_from_keys(keys).map_err(|error| RecordError {
                     field: format!("{}.{}", ImageKind::Keys.field(), error.field).into(),

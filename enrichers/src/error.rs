@@ -42,10 +42,14 @@ impl fmt::Display for RecordError {
 #[derive(Debug, thiserror::Error)]
 pub enum EnrichError {
     /// The payload is not a JSON array of records.
-    #[error("the enrichment input must be a JSON array of DynamoDB stream records (as EventBridge Pipes sends it): {0}")]
+    #[error(
+        "the enrichment input must be a JSON array of DynamoDB stream records (as EventBridge Pipes sends it): {0}"
+    )]
     NotABatch(String),
     /// A record failed and the error policy is `fail-batch`.
-    #[error("record {index} (eventID {event_id}) cannot be mapped: {error}; the error policy is fail-batch, so the whole batch fails")]
+    #[error(
+        "record {index} (eventID {event_id}) cannot be mapped: {error}; the error policy is fail-batch, so the whole batch fails"
+    )]
     RecordFailed {
         /// Position of the record in the batch.
         index: usize,

@@ -32,7 +32,8 @@ pub fn config_from_env(resource_type: &str, var: impl Fn(&str) -> Option<String>
         config.source = source;
     }
     if let Some(skip) = var(ENV_SKIP_UNCHANGED) {
-        config.skip_unchanged = parse_bool(&skip).ok_or_else(|| format!("{ENV_SKIP_UNCHANGED} must be true or false"))?;
+        config.skip_unchanged =
+            parse_bool(&skip).ok_or_else(|| format!("{ENV_SKIP_UNCHANGED} must be true or false"))?;
     }
     if let Some(policy) = var(ENV_ERROR_POLICY) {
         config.error_policy = policy.parse::<ErrorPolicy>().map_err(|e| format!("{ENV_ERROR_POLICY}: {e}"))?;
@@ -128,7 +129,10 @@ mod tests {
             env(&[(ENV_SOURCE, "Clinic"), (ENV_SKIP_UNCHANGED, "false"), (ENV_ERROR_POLICY, "fail-batch")]),
         )
         .unwrap();
-        assert_eq!((config.source.as_str(), config.skip_unchanged, config.error_policy), ("Clinic", false, ErrorPolicy::FailBatch));
+        assert_eq!(
+            (config.source.as_str(), config.skip_unchanged, config.error_policy),
+            ("Clinic", false, ErrorPolicy::FailBatch)
+        );
         assert!(config_from_env("Patient", env(&[(ENV_ERROR_POLICY, "drop")])).unwrap_err().contains("drop"));
         assert!(config_from_env("Patient", env(&[(ENV_SKIP_UNCHANGED, "maybe")])).is_err());
     }

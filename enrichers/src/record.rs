@@ -102,11 +102,9 @@ impl<'a> StreamRecord<'a> {
             Some("INSERT") => Ok(EventName::Insert),
             Some("MODIFY") => Ok(EventName::Modify),
             Some("REMOVE") => Ok(EventName::Remove),
-            Some(_) => Err(RecordError::new(
-                "eventName",
-                "unknown_event_name",
-                "eventName is not INSERT, MODIFY or REMOVE",
-            )),
+            Some(_) => {
+                Err(RecordError::new("eventName", "unknown_event_name", "eventName is not INSERT, MODIFY or REMOVE"))
+            }
             None => Err(RecordError::new("eventName", "missing_field", "eventName is absent")),
         }
     }
@@ -256,14 +254,21 @@ fn diagnose(raw: &RawValue) -> RecordError {
     }
     if let Some(identity) = record.get("userIdentity").and_then(Value::as_object) {
         for field in ["type", "principalId"] {
-            if let Some(error) = expect(identity.get(field), &format!("userIdentity.{field}"), Value::is_string, "a string") {
+            if let Some(error) =
+                expect(identity.get(field), &format!("userIdentity.{field}"), Value::is_string, "a string")
+            {
                 return error;
             }
         }
     }
     if let Some(data) = record.get("dynamodb").and_then(Value::as_object) {
         let data_checks = [
-            expect(data.get("ApproximateCreationDateTime"), "dynamodb.ApproximateCreationDateTime", Value::is_number, "a number"),
+            expect(
+                data.get("ApproximateCreationDateTime"),
+                "dynamodb.ApproximateCreationDateTime",
+                Value::is_number,
+                "a number",
+            ),
             expect(data.get("SequenceNumber"), "dynamodb.SequenceNumber", Value::is_string, "a string"),
         ];
         if let Some(error) = data_checks.into_iter().flatten().next() {
@@ -329,7 +334,9 @@ mod tests {
 
     #[test]
     fn error_messages_never_quote_values() {
-        let error = StreamRecord::parse(&raw(r#"{"eventName":"Quennell Vasquez"}"#)).map(|r| r.event_name().unwrap_err()).unwrap();
+        let error = StreamRecord::parse(&raw(r#"{"eventName":"Quennell Vasquez"}"#))
+            .map(|r| r.event_name().unwrap_err())
+            .unwrap();
         assert!(!error.message.contains("Quennell"));
         let error = StreamRecord::parse(&raw(r#"{"eventID":{"name":"Quennell"}}"#)).err().unwrap();
         assert!(!error.message.contains("Quennell"));

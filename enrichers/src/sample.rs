@@ -28,16 +28,24 @@ pub fn patient_batch(count: usize) -> String {
 }
 
 const FIRST: [&str; 8] = ["Quennell", "Marisol", "Thaddeus", "Ingrid", "Oluwaseun", "Zoë", "Bartholomew", "Yuki"];
-const LAST: [&str; 8] = ["Vasquez-Ortega", "Lindqvist", "Okonkwo", "Fairweather", "Nakamura", "Delacroix", "Brennan", "Szymański"];
+const LAST: [&str; 8] =
+    ["Vasquez-Ortega", "Lindqvist", "Okonkwo", "Fairweather", "Nakamura", "Delacroix", "Brennan", "Szymański"];
 const CITIES: [&str; 4] = ["Pemberton Falls", "Ashgrove", "Port Halcyon", "Merrivale"];
 
 fn patient_image(index: usize, suffix: &str) -> String {
     let pick = |list: &[&'static str], salt: usize| list[(index * 7 + salt) % list.len()];
     let gender = ["F", "male", "O", "unknown"][index % 4];
     let (year, month, day) = (1930 + index % 90, 1 + index % 12, 1 + index % 28);
-    let birth_date =
-        if index.is_multiple_of(2) { format!("{year}-{month:02}-{day:02}") } else { format!("{month:02}-{day:02}-{year}") };
-    let zip = if index.is_multiple_of(3) { format!(r#"{{"N":"{}"}}"#, 10000 + index % 89999) } else { format!(r#"{{"S":"{:05}"}}"#, index % 99999) };
+    let birth_date = if index.is_multiple_of(2) {
+        format!("{year}-{month:02}-{day:02}")
+    } else {
+        format!("{month:02}-{day:02}-{year}")
+    };
+    let zip = if index.is_multiple_of(3) {
+        format!(r#"{{"N":"{}"}}"#, 10000 + index % 89999)
+    } else {
+        format!(r#"{{"S":"{:05}"}}"#, index % 99999)
+    };
     format!(
         r#"{{"id":{{"S":"pat-{index:07}"}},"firstName":{{"S":"{first}"}},"middleName":{{"S":"{middle}"}},"lastName":{{"S":"{last}{suffix}"}},"birthDate":{{"S":"{birth_date}"}},"gender":{{"S":"{gender}"}},"phone":{{"S":"+1-555-{phone:04}"}},"email":{{"S":"patient{index}@example.org"}},"mrn":{{"S":"MRN-{mrn:08}"}},"active":{{"BOOL":true}},"address":{{"M":{{"address1":{{"S":"{street} Larkspur Lane"}},"address2":{{"S":"Apt {apt}"}},"city":{{"S":"{city}"}},"state":{{"S":"MA"}},"zip":{zip},"country":{{"S":"US"}}}}}},"createdAt":{{"S":"2026-11-01T08:00:00.000Z"}},"updatedAt":{{"S":"2026-11-02T09:30:00.000Z"}},"version":{{"N":"{version}"}},"tags":{{"SS":["outpatient","cardiology"]}},"notes":{{"S":"Prefers morning appointments."}}}}"#,
         first = pick(&FIRST, 0),

@@ -49,8 +49,23 @@ fn attribute(depth: u32) -> BoxedStrategy<Value> {
 }
 
 const KNOWN: &[&str] = &[
-    "id", "firstName", "middleName", "lastName", "birthDate", "gender", "phone", "email", "mrn", "active", "address",
-    "address1", "address2", "city", "state", "zip", "country",
+    "id",
+    "firstName",
+    "middleName",
+    "lastName",
+    "birthDate",
+    "gender",
+    "phone",
+    "email",
+    "mrn",
+    "active",
+    "address",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "zip",
+    "country",
 ];
 
 fn image(depth: u32) -> BoxedStrategy<Value> {

@@ -173,8 +173,14 @@ impl<'de> Visitor<'de> for AttributeVisitor {
         let mut value = None;
         while let Some(tag) = map.next_key::<CowStr<'de>>()?.map(|k| k.0) {
             let parsed = match tag.as_ref() {
-                "S" => map.next_value::<Lenient<CowStr<'de>>>()?.0.map_or(AttributeValue::Malformed, |s| AttributeValue::S(s.0)),
-                "N" => map.next_value::<Lenient<CowStr<'de>>>()?.0.map_or(AttributeValue::Malformed, |s| AttributeValue::N(s.0)),
+                "S" => map
+                    .next_value::<Lenient<CowStr<'de>>>()?
+                    .0
+                    .map_or(AttributeValue::Malformed, |s| AttributeValue::S(s.0)),
+                "N" => map
+                    .next_value::<Lenient<CowStr<'de>>>()?
+                    .0
+                    .map_or(AttributeValue::Malformed, |s| AttributeValue::N(s.0)),
                 "BOOL" => map.next_value::<Lenient<bool>>()?.0.map_or(AttributeValue::Malformed, AttributeValue::Bool),
                 "NULL" => {
                     map.next_value::<IgnoredAny>()?;

@@ -71,11 +71,8 @@ impl Mapping for PatientMapping {
             }
         }
 
-        let mut patient = Patient::builder()
-            .id(id)
-            .name(vec![Some(name.build()?)])
-            .birth_date(birth_date)
-            .telecom(telecom);
+        let mut patient =
+            Patient::builder().id(id).name(vec![Some(name.build()?)]).birth_date(birth_date).telecom(telecom);
         if let Some(mrn) = mrn {
             patient = patient.identifier(vec![Some(self.mrn_identifier(mrn)?)]);
         }
@@ -156,11 +153,7 @@ pub fn parse_gender(code: &str) -> Result<AdministrativeGender, MappingError> {
 /// `YYYY-MM-DD` or `MM-DD-YYYY`, on the calendar, to a FHIR date (`YYYY-MM-DD`).
 pub fn parse_birth_date(text: &str) -> Result<Date, MappingError> {
     let invalid = || {
-        MappingError::new(
-            "birthDate",
-            ErrorKind::InvalidDate,
-            "not a calendar date in YYYY-MM-DD or MM-DD-YYYY format",
-        )
+        MappingError::new("birthDate", ErrorKind::InvalidDate, "not a calendar date in YYYY-MM-DD or MM-DD-YYYY format")
     };
     let bytes = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| -> Option<u16> {
@@ -202,7 +195,8 @@ mod tests {
         PatientMapping::default().map(&image).map(|p| serde_json::to_value(p).unwrap())
     }
 
-    const MINIMAL: &str = r#"{"id":{"S":"p1"},"firstName":{"S":"Ada"},"lastName":{"S":"Lovelace"},"birthDate":{"S":"1815-12-10"}"#;
+    const MINIMAL: &str =
+        r#"{"id":{"S":"p1"},"firstName":{"S":"Ada"},"lastName":{"S":"Lovelace"},"birthDate":{"S":"1815-12-10"}"#;
 
     fn with(extra: &str) -> String {
         format!("{MINIMAL}{extra}}}")
@@ -220,7 +214,17 @@ mod tests {
     fn both_date_formats_normalise_and_off_calendar_dates_fail() {
         assert_eq!(serde_json::to_value(parse_birth_date("12-10-1815").unwrap()).unwrap(), "1815-12-10");
         assert_eq!(serde_json::to_value(parse_birth_date("2000-02-29").unwrap()).unwrap(), "2000-02-29");
-        for bad in ["1990-13-45", "02-30-1991", "1900-02-29", "1815/12/10", "1815-1-10", "0000-01-01", "19901231", "", "१९९०-०१-०१"] {
+        for bad in [
+            "1990-13-45",
+            "02-30-1991",
+            "1900-02-29",
+            "1815/12/10",
+            "1815-1-10",
+            "0000-01-01",
+            "19901231",
+            "",
+            "१९९०-०१-०१",
+        ] {
             let error = parse_birth_date(bad).unwrap_err();
             assert_eq!((error.field.as_str(), error.kind), ("birthDate", ErrorKind::InvalidDate), "{bad}");
             assert!(!error.message.contains(bad) || bad.is_empty());
@@ -229,7 +233,15 @@ mod tests {
 
     #[test]
     fn gender_codes_any_case() {
-        for (code, expected) in [("M", "male"), ("male", "male"), ("FEMALE", "female"), ("f", "female"), ("O", "other"), ("u", "unknown"), ("Unknown", "unknown")] {
+        for (code, expected) in [
+            ("M", "male"),
+            ("male", "male"),
+            ("FEMALE", "female"),
+            ("f", "female"),
+            ("O", "other"),
+            ("u", "unknown"),
+            ("Unknown", "unknown"),
+        ] {
             assert_eq!(map(&with(&format!(r#","gender":{{"S":"{code}"}}"#))).unwrap()["gender"], expected);
         }
         assert_eq!(map(&with(r#","gender":{"S":"X"}"#)).unwrap_err().field, "gender");
@@ -263,13 +275,19 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(patient["name"][0]["given"], json!(["Ada", "King"]));
-        assert_eq!(patient["telecom"], json!([{"system":"phone","value":"555-0100"},{"system":"email","value":"ada@example.org"}]));
+        assert_eq!(
+            patient["telecom"],
+            json!([{"system":"phone","value":"555-0100"},{"system":"email","value":"ada@example.org"}])
+        );
         assert_eq!(
             patient["identifier"],
             json!([{"type":{"coding":[{"system":IDENTIFIER_TYPE_SYSTEM,"code":"MR"}]},"system":DEFAULT_MRN_SYSTEM,"value":"MRN-1"}])
         );
         assert_eq!(patient["active"], true);
-        assert_eq!(patient["address"], json!([{"use":"home","line":["1 St James Sq"],"city":"London","postalCode":"02134"}]));
+        assert_eq!(
+            patient["address"],
+            json!([{"use":"home","line":["1 St James Sq"],"city":"London","postalCode":"02134"}])
+        );
     }
 
     #[test]

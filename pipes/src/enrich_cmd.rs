@@ -70,7 +70,10 @@ impl EnrichArgs {
             }
             _ => io::stdin().read_to_string(&mut batch).context("cannot read stdin")?,
         };
-        anyhow::ensure!(!batch.trim().is_empty(), "no input on stdin: pipe in a JSON array of stream records, or pass a file");
+        anyhow::ensure!(
+            !batch.trim().is_empty(),
+            "no input on stdin: pipe in a JSON array of stream records, or pass a file"
+        );
         Ok(batch)
     }
 

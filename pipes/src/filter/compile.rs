@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use super::Dialect;
 use super::error::FilterError;
 use super::eval::{
-    AnythingBut, Cidr, Field, Literal, Matcher, NUMERIC_LIMIT, Node, NumericRange, Wildcard,
-    comparable, fold, ip_bits, parse_ip,
+    AnythingBut, Cidr, Field, Literal, Matcher, NUMERIC_LIMIT, Node, NumericRange, Wildcard, comparable, fold, ip_bits,
+    parse_ip,
 };
 
 /// The key that introduces alternatives at an object level.
@@ -40,10 +40,7 @@ const RESERVED_IN_OR: &[&str] = &[
 
 /// Compiles a whole pattern.
 pub(crate) fn compile(pattern: &Value, dialect: Dialect) -> Result<Node, FilterError> {
-    let mut c = Compiler {
-        dialect,
-        path: Vec::new(),
-    };
+    let mut c = Compiler { dialect, path: Vec::new() };
     match pattern {
         Value::Object(obj) => c.node(obj, false),
         _ => Err(FilterError::NotAnObject { path: c.path() }),
@@ -67,9 +64,7 @@ impl<'a> Compiler<'a> {
         let mut out = String::from("$");
         for seg in &self.path {
             match seg {
-                Seg::Key(k)
-                    if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') =>
-                {
+                Seg::Key(k) if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') => {
                     out.push('.');
                     out.push_str(k);
                 }
@@ -107,9 +102,7 @@ impl<'a> Compiler<'a> {
                 if in_or && RESERVED_IN_OR.contains(&key.as_str()) {
                     return Err(FilterError::Or {
                         path: c.path(),
-                        reason: format!(
-                            "`{key}` is an operator name and cannot be a field name inside $or"
-                        ),
+                        reason: format!("`{key}` is an operator name and cannot be a field name inside $or"),
                     });
                 }
                 let field = match value {
@@ -127,10 +120,7 @@ impl<'a> Compiler<'a> {
     /// `"$or": [ {..}, {..}, .. ]`.
     fn or(&mut self, value: &'a Value) -> Result<Vec<Node>, FilterError> {
         let Value::Array(branches) = value else {
-            return Err(FilterError::Or {
-                path: self.path(),
-                reason: "must be an array of objects".into(),
-            });
+            return Err(FilterError::Or { path: self.path(), reason: "must be an array of objects".into() });
         };
         if branches.len() < 2 {
             return Err(FilterError::Or {
@@ -161,10 +151,7 @@ impl<'a> Compiler<'a> {
 
     fn matcher(&mut self, item: &'a Value) -> Result<Matcher, FilterError> {
         Ok(match item {
-            Value::String(s) => Matcher::Exact(Literal::String {
-                text: s.as_str().into(),
-                ip: parse_ip(s),
-            }),
+            Value::String(s) => Matcher::Exact(Literal::String { text: s.as_str().into(), ip: parse_ip(s) }),
             Value::Number(n) => Matcher::Exact(Literal::Number(n.clone())),
             Value::Bool(b) => Matcher::Exact(Literal::Bool(*b)),
             Value::Null => Matcher::Exact(Literal::Null),
@@ -172,10 +159,7 @@ impl<'a> Compiler<'a> {
             Value::Object(obj) => {
                 let mut entries = obj.iter();
                 let (Some((op, arg)), None) = (entries.next(), entries.next()) else {
-                    return Err(FilterError::OperatorKeys {
-                        path: self.path(),
-                        found: obj.len(),
-                    });
+                    return Err(FilterError::OperatorKeys { path: self.path(), found: obj.len() });
                 };
                 self.operator(op, arg)?
             }
@@ -192,9 +176,7 @@ impl<'a> Compiler<'a> {
                 let (text, ignore_case) = self.affix("suffix", arg)?;
                 Matcher::Suffix { text, ignore_case }
             }
-            "equals-ignore-case" => {
-                Matcher::EqualsIgnoreCase(fold(self.string("equals-ignore-case", arg)?))
-            }
+            "equals-ignore-case" => Matcher::EqualsIgnoreCase(fold(self.string("equals-ignore-case", arg)?)),
             "wildcard" => {
                 self.require_event_bus("wildcard")?;
                 Matcher::Wildcard(self.wildcard(self.string("wildcard", arg)?)?)
@@ -207,43 +189,28 @@ impl<'a> Compiler<'a> {
             },
             "cidr" => Matcher::Cidr(self.cidr(self.string("cidr", arg)?)?),
             _ => {
-                return Err(FilterError::UnknownOperator {
-                    path: self.path(),
-                    operator: op.to_owned(),
-                });
+                return Err(FilterError::UnknownOperator { path: self.path(), operator: op.to_owned() });
             }
         })
     }
 
     fn operand(&self, operator: &'static str, expected: &'static str) -> FilterError {
-        FilterError::InvalidOperand {
-            path: self.path(),
-            operator,
-            expected,
-        }
+        FilterError::InvalidOperand { path: self.path(), operator, expected }
     }
 
     fn string(&self, operator: &'static str, arg: &'a Value) -> Result<&'a str, FilterError> {
-        arg.as_str()
-            .ok_or_else(|| self.operand(operator, "a string"))
+        arg.as_str().ok_or_else(|| self.operand(operator, "a string"))
     }
 
     fn require_event_bus(&self, operator: &'static str) -> Result<(), FilterError> {
         match self.dialect {
             Dialect::EventBus => Ok(()),
-            Dialect::Pipes => Err(FilterError::UnsupportedInPipes {
-                path: self.path(),
-                operator,
-            }),
+            Dialect::Pipes => Err(FilterError::UnsupportedInPipes { path: self.path(), operator }),
         }
     }
 
     /// `prefix`/`suffix` take a string or `{"equals-ignore-case": string}`.
-    fn affix(
-        &self,
-        operator: &'static str,
-        arg: &'a Value,
-    ) -> Result<(Box<str>, bool), FilterError> {
+    fn affix(&self, operator: &'static str, arg: &'a Value) -> Result<(Box<str>, bool), FilterError> {
         const EXPECTED: &str = "a string or {\"equals-ignore-case\": string}";
         match arg {
             Value::String(s) => Ok((s.as_str().into(), false)),
@@ -256,10 +223,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn wildcard(&self, s: &str) -> Result<Wildcard, FilterError> {
-        let err = |reason: String| FilterError::Wildcard {
-            path: self.path(),
-            reason,
-        };
+        let err = |reason: String| FilterError::Wildcard { path: self.path(), reason };
         let mut segments = Vec::new();
         let mut current = String::new();
         let mut prev_star = false;
@@ -267,9 +231,7 @@ impl<'a> Compiler<'a> {
         while let Some((pos, ch)) = chars.next() {
             match ch {
                 '*' if prev_star => {
-                    return Err(err(format!(
-                        "consecutive `*` at position {pos} are not allowed"
-                    )));
+                    return Err(err(format!("consecutive `*` at position {pos} are not allowed")));
                 }
                 '*' => {
                     segments.push(std::mem::take(&mut current).into_boxed_str());
@@ -279,9 +241,7 @@ impl<'a> Compiler<'a> {
                 '\\' => match chars.next() {
                     Some((_, esc @ ('*' | '\\'))) => current.push(esc),
                     _ => {
-                        return Err(err(format!(
-                            "`\\` at position {pos} must be followed by `*` or `\\`"
-                        )));
+                        return Err(err(format!("`\\` at position {pos} must be followed by `*` or `\\`")));
                     }
                 },
                 other => current.push(other),
@@ -293,17 +253,12 @@ impl<'a> Compiler<'a> {
     }
 
     fn cidr(&self, s: &str) -> Result<Cidr, FilterError> {
-        let err = |reason: &str| FilterError::Cidr {
-            path: self.path(),
-            value: s.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let err =
+            |reason: &str| FilterError::Cidr { path: self.path(), value: s.to_owned(), reason: reason.to_owned() };
         let Some((addr, bits)) = s.split_once('/') else {
             return Err(err("expected address/prefix-length, e.g. 10.0.0.0/24"));
         };
-        let bits: u32 = bits
-            .parse()
-            .map_err(|_| err("prefix length must be a non-negative integer"))?;
+        let bits: u32 = bits.parse().map_err(|_| err("prefix length must be a non-negative integer"))?;
         let ip = parse_ip(addr).ok_or_else(|| err("not an IPv4 or IPv6 address"))?;
         let (v6, x) = ip_bits(ip);
         let width = if v6 { 128 } else { 32 };
@@ -320,11 +275,7 @@ impl<'a> Compiler<'a> {
         let host = 1u128.checked_shl(width - bits).map_or(u128::MAX, |b| b - 1);
         // Host bits are ignored, as Event Ruler does: 10.0.0.5/24 is 10.0.0.0/24.
         let lo = x & !host;
-        Ok(Cidr {
-            v6,
-            lo,
-            hi: lo | host,
-        })
+        Ok(Cidr { v6, lo, hi: lo | host })
     }
 
     fn number(&self, context: &str, v: &Value) -> Result<i64, String> {
@@ -340,34 +291,24 @@ impl<'a> Compiler<'a> {
     /// `["=", x]`, `["<" | "<=", x]`, `[">" | ">=", x]` or `[">" | ">=", x, "<" | "<=", y]`
     /// with `x < y`: the only shapes EventBridge accepts.
     fn numeric(&self, arg: &Value) -> Result<NumericRange, FilterError> {
-        let err = |reason: String| FilterError::Numeric {
-            path: self.path(),
-            reason,
-        };
+        let err = |reason: String| FilterError::Numeric { path: self.path(), reason };
         let Value::Array(items) = arg else {
             return Err(err("expects an array such as [\">\", 0, \"<=\", 5]".into()));
         };
         let op_at = |i: usize| -> Result<&str, FilterError> {
             match items.get(i) {
                 Some(Value::String(op)) => Ok(op.as_str()),
-                Some(other) => Err(err(format!(
-                    "expected an operator at index {i}, got {other}"
-                ))),
+                Some(other) => Err(err(format!("expected an operator at index {i}, got {other}"))),
                 None => Err(err(format!("expected an operator at index {i}"))),
             }
         };
         let value_at = |i: usize, op: &str| -> Result<i64, FilterError> {
-            let v = items
-                .get(i)
-                .ok_or_else(|| err(format!("`{op}` needs a value")))?;
+            let v = items.get(i).ok_or_else(|| err(format!("`{op}` needs a value")))?;
             self.number(&format!("value of `{op}`"), v).map_err(err)
         };
         let no_more = |from: usize| -> Result<(), FilterError> {
             if items.len() > from {
-                Err(err(format!(
-                    "unexpected element(s) after index {}",
-                    from - 1
-                )))
+                Err(err(format!("unexpected element(s) after index {}", from - 1)))
             } else {
                 Ok(())
             }
@@ -378,25 +319,17 @@ impl<'a> Compiler<'a> {
             "=" => {
                 let x = value_at(1, op)?;
                 no_more(2)?;
-                return Ok(NumericRange {
-                    lower: Some((x, true)),
-                    upper: Some((x, true)),
-                });
+                return Ok(NumericRange { lower: Some((x, true)), upper: Some((x, true)) });
             }
             "<" | "<=" => {
                 let x = value_at(1, op)?;
                 no_more(2)?;
-                return Ok(NumericRange {
-                    lower: None,
-                    upper: Some((x, op == "<=")),
-                });
+                return Ok(NumericRange { lower: None, upper: Some((x, op == "<=")) });
             }
             ">" => false,
             ">=" => true,
             other => {
-                return Err(err(format!(
-                    "unknown operator `{other}`; expected =, <, <=, > or >="
-                )));
+                return Err(err(format!("unknown operator `{other}`; expected =, <, <=, > or >=")));
             }
         };
         let lower = Some((value_at(1, op)?, inclusive));
@@ -405,47 +338,29 @@ impl<'a> Compiler<'a> {
         }
         let top_op = op_at(2)?;
         if top_op != "<" && top_op != "<=" {
-            return Err(err(format!(
-                "after a lower bound only `<` or `<=` may follow, got `{top_op}`"
-            )));
+            return Err(err(format!("after a lower bound only `<` or `<=` may follow, got `{top_op}`")));
         }
         let upper = Some((value_at(3, top_op)?, top_op == "<="));
         no_more(4)?;
         if lower.map(|l| l.0) >= upper.map(|u| u.0) {
-            return Err(err(
-                "the lower bound must be less than the upper bound".into()
-            ));
+            return Err(err("the lower bound must be less than the upper bound".into()));
         }
         Ok(NumericRange { lower, upper })
     }
 
     fn anything_but(&self, arg: &'a Value) -> Result<AnythingBut, FilterError> {
-        let err = |reason: String| FilterError::AnythingBut {
-            path: self.path(),
-            reason,
-        };
+        let err = |reason: String| FilterError::AnythingBut { path: self.path(), reason };
         match arg {
             Value::String(s) => Ok(AnythingBut::Strings(vec![s.as_str().into()])),
-            Value::Number(_) => Ok(AnythingBut::Numbers(vec![
-                self.number("value", arg).map_err(err)?,
-            ])),
+            Value::Number(_) => Ok(AnythingBut::Numbers(vec![self.number("value", arg).map_err(err)?])),
             Value::Array(items) => {
                 if items.is_empty() {
                     return Err(err("the list must not be empty".into()));
                 }
                 if items.iter().all(Value::is_string) {
-                    Ok(AnythingBut::Strings(
-                        items
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(Into::into)
-                            .collect(),
-                    ))
+                    Ok(AnythingBut::Strings(items.iter().filter_map(Value::as_str).map(Into::into).collect()))
                 } else if items.iter().all(Value::is_number) {
-                    let nums = items
-                        .iter()
-                        .map(|v| self.number("value", v))
-                        .collect::<Result<_, _>>();
+                    let nums = items.iter().map(|v| self.number("value", v)).collect::<Result<_, _>>();
                     Ok(AnythingBut::Numbers(nums.map_err(err)?))
                 } else {
                     Err(err("the list must hold only strings or only numbers".into()))
@@ -454,10 +369,7 @@ impl<'a> Compiler<'a> {
             Value::Object(obj) => {
                 let mut entries = obj.iter();
                 let (Some((op, inner)), None) = (entries.next(), entries.next()) else {
-                    return Err(err(format!(
-                        "an operator object must have exactly one key, found {}",
-                        obj.len()
-                    )));
+                    return Err(err(format!("an operator object must have exactly one key, found {}", obj.len())));
                 };
                 let strings = |operator: &str| -> Result<Vec<&'a str>, FilterError> {
                     let list: Vec<&str> = match inner {
@@ -466,13 +378,9 @@ impl<'a> Compiler<'a> {
                             .iter()
                             .map(Value::as_str)
                             .collect::<Option<_>>()
-                            .ok_or_else(|| {
-                                err(format!("`{operator}` list must hold only strings"))
-                            })?,
+                            .ok_or_else(|| err(format!("`{operator}` list must hold only strings")))?,
                         _ => {
-                            return Err(err(format!(
-                                "`{operator}` expects a string or a non-empty list of strings"
-                            )));
+                            return Err(err(format!("`{operator}` expects a string or a non-empty list of strings")));
                         }
                     };
                     Ok(list)
@@ -495,19 +403,14 @@ impl<'a> Compiler<'a> {
                     "equals-ignore-case" => {
                         self.require_event_bus("anything-but/equals-ignore-case")?;
                         Ok(AnythingBut::EqualsIgnoreCase(
-                            strings("equals-ignore-case")?
-                                .into_iter()
-                                .map(fold)
-                                .collect(),
+                            strings("equals-ignore-case")?.into_iter().map(fold).collect(),
                         ))
                     }
                     "wildcard" => {
                         self.require_event_bus("anything-but/wildcard")?;
                         let list = strings("wildcard")?;
                         Ok(AnythingBut::Wildcards(
-                            list.into_iter()
-                                .map(|s| self.wildcard(s))
-                                .collect::<Result<_, _>>()?,
+                            list.into_iter().map(|s| self.wildcard(s)).collect::<Result<_, _>>()?,
                         ))
                     }
                     other => Err(err(format!(
@@ -515,9 +418,9 @@ impl<'a> Compiler<'a> {
                     ))),
                 }
             }
-            Value::Bool(_) | Value::Null => Err(err(
-                "expects a string, a number, a list of either, or an operator object".into(),
-            )),
+            Value::Bool(_) | Value::Null => {
+                Err(err("expects a string, a number, a list of either, or an operator object".into()))
+            }
         }
     }
 }

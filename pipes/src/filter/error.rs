@@ -27,9 +27,7 @@ pub enum FilterError {
     },
 
     /// A field value that is neither a nested object nor an array of matchers, e.g. `"S": "x"`.
-    #[error(
-        "{path}: a field must map to a nested object or to an array of matchers, e.g. [\"value\"]"
-    )]
+    #[error("{path}: a field must map to a nested object or to an array of matchers, e.g. [\"value\"]")]
     NotAnArray {
         /// Where in the pattern.
         path: String,
@@ -128,9 +126,7 @@ pub enum FilterError {
     },
 
     /// An operator that EventBridge supports on event buses but not in Pipes filters.
-    #[error(
-        "{path}: `{operator}` is not supported by EventBridge Pipes filtering (event buses only)"
-    )]
+    #[error("{path}: `{operator}` is not supported by EventBridge Pipes filtering (event buses only)")]
     UnsupportedInPipes {
         /// Where in the pattern.
         path: String,

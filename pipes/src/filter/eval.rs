@@ -111,12 +111,7 @@ impl Node {
 
     /// True as soon as one object element (nested arrays flattened) matches by selection;
     /// meanwhile records whether any object was seen and whether all matched by absence.
-    fn any_element_selects(
-        &self,
-        items: &[Value],
-        saw_object: &mut bool,
-        all_absent: &mut bool,
-    ) -> bool {
+    fn any_element_selects(&self, items: &[Value], saw_object: &mut bool, all_absent: &mut bool) -> bool {
         for item in items {
             match item {
                 Value::Object(obj) => {
@@ -167,11 +162,7 @@ fn eval_leaf(matchers: &[Matcher], value: Option<&Value>) -> Outcome {
             }
         }
     }
-    if absent_ok {
-        Outcome::Absent
-    } else {
-        Outcome::NoMatch
-    }
+    if absent_ok { Outcome::Absent } else { Outcome::NoMatch }
 }
 
 /// One entry of a field's matcher array.
@@ -202,33 +193,19 @@ impl Matcher {
     fn matches(&self, value: &Value) -> bool {
         match self {
             Matcher::Exact(literal) => literal.matches(value),
-            Matcher::Prefix { text, ignore_case } => value.as_str().is_some_and(|s| {
-                if *ignore_case {
-                    starts_with_folded(s, text)
-                } else {
-                    s.starts_with(&**text)
-                }
-            }),
-            Matcher::Suffix { text, ignore_case } => value.as_str().is_some_and(|s| {
-                if *ignore_case {
-                    ends_with_folded(s, text)
-                } else {
-                    s.ends_with(&**text)
-                }
-            }),
+            Matcher::Prefix { text, ignore_case } => value
+                .as_str()
+                .is_some_and(|s| if *ignore_case { starts_with_folded(s, text) } else { s.starts_with(&**text) }),
+            Matcher::Suffix { text, ignore_case } => value
+                .as_str()
+                .is_some_and(|s| if *ignore_case { ends_with_folded(s, text) } else { s.ends_with(&**text) }),
             Matcher::EqualsIgnoreCase(text) => value.as_str().is_some_and(|s| eq_folded(s, text)),
             Matcher::Wildcard(w) => value.as_str().is_some_and(|s| w.matches(s)),
             Matcher::Numeric(range) => match value {
-                Value::Number(n) => n
-                    .as_f64()
-                    .and_then(comparable)
-                    .is_some_and(|c| range.contains(c)),
+                Value::Number(n) => n.as_f64().and_then(comparable).is_some_and(|c| range.contains(c)),
                 _ => false,
             },
-            Matcher::Cidr(cidr) => value
-                .as_str()
-                .and_then(parse_ip)
-                .is_some_and(|ip| cidr.contains(ip)),
+            Matcher::Cidr(cidr) => value.as_str().and_then(parse_ip).is_some_and(|ip| cidr.contains(ip)),
             Matcher::Exists(_) => false,
             Matcher::AnythingBut(ab) => ab.matches(value),
         }
@@ -331,15 +308,10 @@ pub(crate) fn ip_bits(ip: IpAddr) -> (bool, u128) {
 /// Parses an IP literal the way Event Ruler recognises one: a dotted quad of digits, or
 /// hex digits and colons only (so no zone ids and no embedded IPv4 in IPv6).
 pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
-    let v4_shape = s.split('.').count() == 4
-        && s.split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let v4_shape =
+        s.split('.').count() == 4 && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     let v6_shape = s.contains(':') && s.bytes().all(|b| b == b':' || b.is_ascii_hexdigit());
-    if v4_shape || v6_shape {
-        s.parse().ok()
-    } else {
-        None
-    }
+    if v4_shape || v6_shape { s.parse().ok() } else { None }
 }
 
 /// `anything-but`: matches any present leaf value except the listed ones. A value of another
@@ -361,10 +333,7 @@ impl AnythingBut {
     fn matches(&self, value: &Value) -> bool {
         if let Value::Number(n) = value {
             return match self {
-                AnythingBut::Numbers(set) => n
-                    .as_f64()
-                    .and_then(comparable)
-                    .is_none_or(|c| !set.contains(&c)),
+                AnythingBut::Numbers(set) => n.as_f64().and_then(comparable).is_none_or(|c| !set.contains(&c)),
                 _ => true,
             };
         }
@@ -414,17 +383,11 @@ impl Wildcard {
 /// Per-character lower-casing, applied identically to pattern and event so the two sides
 /// fold the same way (and without allocating on the event side).
 pub(crate) fn fold(s: &str) -> Box<str> {
-    s.chars()
-        .flat_map(char::to_lowercase)
-        .collect::<String>()
-        .into_boxed_str()
+    s.chars().flat_map(char::to_lowercase).collect::<String>().into_boxed_str()
 }
 
 fn eq_folded(event: &str, folded: &str) -> bool {
-    event
-        .chars()
-        .flat_map(char::to_lowercase)
-        .eq(folded.chars())
+    event.chars().flat_map(char::to_lowercase).eq(folded.chars())
 }
 
 fn starts_with_folded(event: &str, folded_prefix: &str) -> bool {

@@ -76,9 +76,7 @@ impl Pattern {
 
     /// Compiles a pattern accepting the operators of `dialect`.
     pub fn parse_with(pattern: &Value, dialect: Dialect) -> Result<Self, FilterError> {
-        Ok(Self {
-            root: compile::compile(pattern, dialect)?,
-        })
+        Ok(Self { root: compile::compile(pattern, dialect)? })
     }
 
     /// Parses and compiles a pattern given as JSON text, as in `Filter.Pattern` ([`Dialect::Pipes`]).
@@ -117,10 +115,7 @@ impl FilterSet {
     }
 
     /// Compiles pattern strings accepting the operators of `dialect`.
-    pub fn parse_with<S: AsRef<str>>(
-        patterns: &[S],
-        dialect: Dialect,
-    ) -> Result<Self, FilterError> {
+    pub fn parse_with<S: AsRef<str>>(patterns: &[S], dialect: Dialect) -> Result<Self, FilterError> {
         Self::build(patterns, |text| {
             check_len(text.as_ref().chars().count())?;
             Pattern::from_json_str_with(text.as_ref(), dialect)
@@ -136,25 +131,14 @@ impl FilterSet {
         })
     }
 
-    fn build<T>(
-        items: &[T],
-        compile: impl Fn(&T) -> Result<Pattern, FilterError>,
-    ) -> Result<Self, FilterError> {
+    fn build<T>(items: &[T], compile: impl Fn(&T) -> Result<Pattern, FilterError>) -> Result<Self, FilterError> {
         if items.len() > Self::MAX_PATTERNS {
-            return Err(FilterError::TooManyPatterns {
-                count: items.len(),
-                max: Self::MAX_PATTERNS,
-            });
+            return Err(FilterError::TooManyPatterns { count: items.len(), max: Self::MAX_PATTERNS });
         }
         let patterns = items
             .iter()
             .enumerate()
-            .map(|(index, item)| {
-                compile(item).map_err(|e| FilterError::InFilter {
-                    index,
-                    source: Box::new(e),
-                })
-            })
+            .map(|(index, item)| compile(item).map_err(|e| FilterError::InFilter { index, source: Box::new(e) }))
             .collect::<Result<_, _>>()?;
         Ok(Self { patterns })
     }
@@ -177,10 +161,7 @@ impl FilterSet {
 
 fn check_len(len: usize) -> Result<(), FilterError> {
     if len > FilterSet::MAX_PATTERN_LEN {
-        Err(FilterError::PatternTooLong {
-            len,
-            max: FilterSet::MAX_PATTERN_LEN,
-        })
+        Err(FilterError::PatternTooLong { len, max: FilterSet::MAX_PATTERN_LEN })
     } else {
         Ok(())
     }

@@ -7,19 +7,13 @@ use super::*;
 
 /// Asserts every event in `yes` matches and every event in `no` does not.
 fn check_with(dialect: Dialect, pattern: &Value, yes: &[Value], no: &[Value]) {
-    let compiled = Pattern::parse_with(pattern, dialect)
-        .unwrap_or_else(|e| panic!("pattern {pattern} should compile: {e}"));
+    let compiled =
+        Pattern::parse_with(pattern, dialect).unwrap_or_else(|e| panic!("pattern {pattern} should compile: {e}"));
     for event in yes {
-        assert!(
-            compiled.matches(event),
-            "pattern {pattern}\n  should match {event}"
-        );
+        assert!(compiled.matches(event), "pattern {pattern}\n  should match {event}");
     }
     for event in no {
-        assert!(
-            !compiled.matches(event),
-            "pattern {pattern}\n  should NOT match {event}"
-        );
+        assert!(!compiled.matches(event), "pattern {pattern}\n  should NOT match {event}");
     }
 }
 
@@ -56,10 +50,7 @@ fn exact_values_are_type_strict() {
         vec![
             (
                 json!({"eventName": ["INSERT", "MODIFY"]}),
-                vec![
-                    json!({"eventName": "INSERT"}),
-                    json!({"eventName": "MODIFY"}),
-                ],
+                vec![json!({"eventName": "INSERT"}), json!({"eventName": "MODIFY"})],
                 vec![
                     json!({"eventName": "REMOVE"}),
                     json!({"eventName": "insert"}),
@@ -78,33 +69,18 @@ fn exact_values_are_type_strict() {
                 vec![json!({"acct": 123_456_789_012_345_678_u64})],
                 vec![json!({"acct": 123_456_789_012_345_679_u64})],
             ),
-            (
-                json!({"s": ["5"]}),
-                vec![json!({"s": "5"})],
-                vec![json!({"s": 5}), json!({"s": "05"})],
-            ),
+            (json!({"s": ["5"]}), vec![json!({"s": "5"})], vec![json!({"s": 5}), json!({"s": "05"})]),
             (
                 json!({"b": [true]}),
                 vec![json!({"b": true})],
                 vec![json!({"b": "true"}), json!({"b": false}), json!({})],
             ),
-            (
-                json!({"x": [null]}),
-                vec![json!({"x": null})],
-                vec![json!({}), json!({"x": ""}), json!({"x": "null"})],
-            ),
-            (
-                json!({"x": [""]}),
-                vec![json!({"x": ""})],
-                vec![json!({"x": null}), json!({})],
-            ),
+            (json!({"x": [null]}), vec![json!({"x": null})], vec![json!({}), json!({"x": ""}), json!({"x": "null"})]),
+            (json!({"x": [""]}), vec![json!({"x": ""})], vec![json!({"x": null}), json!({})]),
             (
                 // IP literals compare as addresses.
                 json!({"ip": ["2001:db8::1"]}),
-                vec![
-                    json!({"ip": "2001:db8::1"}),
-                    json!({"ip": "2001:DB8:0:0:0:0:0:1"}),
-                ],
+                vec![json!({"ip": "2001:db8::1"}), json!({"ip": "2001:DB8:0:0:0:0:0:1"})],
                 vec![json!({"ip": "2001:db8::2"})],
             ),
         ],
@@ -148,11 +124,7 @@ fn template_yaml_stream_event_name_filters() {
     let no_remove = FilterSet::parse(&[r#"{"eventName":["INSERT","MODIFY"]}"#]).unwrap();
     for name in ["INSERT", "MODIFY", "REMOVE"] {
         assert!(all.matches(&record(name, "PATIENT")), "{name}");
-        assert_eq!(
-            no_remove.matches(&record(name, "PATIENT")),
-            name != "REMOVE",
-            "{name}"
-        );
+        assert_eq!(no_remove.matches(&record(name, "PATIENT")), name != "REMOVE", "{name}");
     }
 }
 
@@ -178,17 +150,12 @@ fn arrays_in_events() {
                 // An array of objects: the nested pattern applies per element.
                 json!({"employees": {"firstName": ["Anna"]}}),
                 vec![json!({"employees": [{"firstName": "John"}, {"firstName": "Anna"}]})],
-                vec![
-                    json!({"employees": [{"firstName": "John"}]}),
-                    json!({"employees": []}),
-                ],
+                vec![json!({"employees": [{"firstName": "John"}]}), json!({"employees": []})],
             ),
             (
                 // Array-consistent: both fields must come from the same element.
                 json!({"employees": {"firstName": ["Anna"], "lastName": ["Jones"]}}),
-                vec![
-                    json!({"employees": [{"firstName": "Peter"}, {"firstName": "Anna", "lastName": "Jones"}]}),
-                ],
+                vec![json!({"employees": [{"firstName": "Peter"}, {"firstName": "Anna", "lastName": "Jones"}]})],
                 vec![json!({"employees": [
                     {"firstName": "Anna", "lastName": "Smith"},
                     {"firstName": "Peter", "lastName": "Jones"}
@@ -216,32 +183,18 @@ fn prefix_and_suffix() {
         vec![
             (
                 json!({"time": [{"prefix": "2017-10-02"}]}),
-                vec![
-                    json!({"time": "2017-10-02T18:43:48Z"}),
-                    json!({"time": ["x", "2017-10-02"]}),
-                ],
-                vec![
-                    json!({"time": "2017-10-03T00:00:00Z"}),
-                    json!({"time": 20171002}),
-                    json!({}),
-                ],
+                vec![json!({"time": "2017-10-02T18:43:48Z"}), json!({"time": ["x", "2017-10-02"]})],
+                vec![json!({"time": "2017-10-03T00:00:00Z"}), json!({"time": 20171002}), json!({})],
             ),
             (
                 json!({"service": [{"prefix": {"equals-ignore-case": "EventB"}}]}),
-                vec![
-                    json!({"service": "eventbridge"}),
-                    json!({"service": "EVENTBRIDGE"}),
-                ],
+                vec![json!({"service": "eventbridge"}), json!({"service": "EVENTBRIDGE"})],
                 vec![json!({"service": "event"}), json!({"service": "xeventb"})],
             ),
             (
                 json!({"FileName": [{"suffix": ".png"}]}),
                 vec![json!({"FileName": "a.png"}), json!({"FileName": ".png"})],
-                vec![
-                    json!({"FileName": "a.PNG"}),
-                    json!({"FileName": "png"}),
-                    json!({"FileName": 1}),
-                ],
+                vec![json!({"FileName": "a.PNG"}), json!({"FileName": "png"}), json!({"FileName": 1})],
             ),
             (
                 json!({"FileName": [{"suffix": {"equals-ignore-case": ".PNG"}}]}),
@@ -265,16 +218,8 @@ fn equals_ignore_case() {
         vec![
             (
                 json!({"name": [{"equals-ignore-case": "alice"}]}),
-                vec![
-                    json!({"name": "Alice"}),
-                    json!({"name": "ALICE"}),
-                    json!({"name": "alice"}),
-                ],
-                vec![
-                    json!({"name": "alice2"}),
-                    json!({"name": "alic"}),
-                    json!({"name": null}),
-                ],
+                vec![json!({"name": "Alice"}), json!({"name": "ALICE"}), json!({"name": "alice"})],
+                vec![json!({"name": "alice2"}), json!({"name": "alic"}), json!({"name": null})],
             ),
             (
                 json!({"city": [{"equals-ignore-case": "ÉCOLE"}]}),
@@ -293,24 +238,14 @@ fn anything_but_supported_by_pipes() {
             (
                 json!({"state": [{"anything-but": "initializing"}]}),
                 // Values of another type are never excluded (Event Ruler behaviour).
-                vec![
-                    json!({"state": "running"}),
-                    json!({"state": 5}),
-                    json!({"state": null}),
-                ],
+                vec![json!({"state": "running"}), json!({"state": 5}), json!({"state": null})],
                 // A missing field has no value to be "anything but".
                 vec![json!({"state": "initializing"}), json!({})],
             ),
             (
                 json!({"state": [{"anything-but": ["stopped", "overloaded"]}]}),
-                vec![
-                    json!({"state": "running"}),
-                    json!({"state": ["stopped", "running"]}),
-                ],
-                vec![
-                    json!({"state": "stopped"}),
-                    json!({"state": ["stopped", "overloaded"]}),
-                ],
+                vec![json!({"state": "running"}), json!({"state": ["stopped", "running"]})],
+                vec![json!({"state": "stopped"}), json!({"state": ["stopped", "overloaded"]})],
             ),
             (
                 json!({"x": [{"anything-but": [100, 200]}]}),
@@ -362,19 +297,8 @@ fn numeric_ranges() {
         vec![
             (
                 json!({"c": [{"numeric": [">", 0, "<=", 5]}]}),
-                vec![
-                    json!({"c": 5}),
-                    json!({"c": 0.1}),
-                    json!({"c": 3}),
-                    json!({"c": [9, 2]}),
-                ],
-                vec![
-                    json!({"c": 0}),
-                    json!({"c": 5.000001}),
-                    json!({"c": -1}),
-                    json!({"c": "3"}),
-                    json!({}),
-                ],
+                vec![json!({"c": 5}), json!({"c": 0.1}), json!({"c": 3}), json!({"c": [9, 2]})],
+                vec![json!({"c": 0}), json!({"c": 5.000001}), json!({"c": -1}), json!({"c": "3"}), json!({})],
             ),
             (
                 json!({"d": [{"numeric": ["<", 10]}]}),
@@ -386,11 +310,7 @@ fn numeric_ranges() {
                 vec![json!({"d": 10}), json!({"d": 1e3})],
                 vec![json!({"d": 9.999999})],
             ),
-            (
-                json!({"x": [{"numeric": ["=", 3.018e2]}]}),
-                vec![json!({"x": 301.8})],
-                vec![json!({"x": 301.9})],
-            ),
+            (json!({"x": [{"numeric": ["=", 3.018e2]}]}), vec![json!({"x": 301.8})], vec![json!({"x": 301.9})]),
             (
                 // Stream timestamps (> 1e9) are within the engine's +-5e9 range.
                 json!({"dynamodb": {"ApproximateCreationDateTime": [{"numeric": [">=", 1678831218]}]}}),
@@ -411,12 +331,7 @@ fn numeric_ranges() {
 fn numeric_never_matches_dynamodb_n_strings() {
     // DynamoDB puts numbers in `N` as JSON strings; AWS's numeric filter does not coerce them.
     let pattern = json!({"dynamodb": {"NewImage": {"age": {"N": [{"numeric": [">", 0]}]}}}});
-    check_with(
-        Dialect::Pipes,
-        &pattern,
-        &[],
-        &[record("INSERT", "PATIENT")],
-    );
+    check_with(Dialect::Pipes, &pattern, &[], &[record("INSERT", "PATIENT")]);
     let exact = json!({"dynamodb": {"NewImage": {"age": {"N": ["42"]}}}});
     check_with(Dialect::Pipes, &exact, &[record("INSERT", "PATIENT")], &[]);
 }
@@ -450,10 +365,7 @@ fn exists_true_and_false() {
                     json!({"detail": {"c-count": {"c1": 100}}}),
                     json!({"detail": {"c-count": []}}),
                 ],
-                vec![
-                    json!({"detail": {"c-count": 5}}),
-                    json!({"detail": {"c-count": null}}),
-                ],
+                vec![json!({"detail": {"c-count": 5}}), json!({"detail": {"c-count": null}})],
             ),
             (
                 // Nested attribute absence: an INSERT has no OldImage.
@@ -464,24 +376,14 @@ fn exists_true_and_false() {
             (
                 // `exists` only sees leaves, so an object-valued OldImage does not "exist".
                 json!({"dynamodb": {"OldImage": [{"exists": false}]}}),
-                vec![
-                    record("INSERT", "PATIENT"),
-                    json!({"dynamodb": {"OldImage": {"pk": {"S": "PATIENT#1"}}}}),
-                ],
+                vec![record("INSERT", "PATIENT"), json!({"dynamodb": {"OldImage": {"pk": {"S": "PATIENT#1"}}}})],
                 vec![json!({"dynamodb": {"OldImage": "x"}})],
             ),
             (
                 // Absence under an array must hold in every element.
                 json!({"items": {"code": [{"exists": false}]}}),
-                vec![
-                    json!({"items": [{"x": 1}, {"y": 2}]}),
-                    json!({"items": []}),
-                    json!({"items": [1, 2]}),
-                ],
-                vec![
-                    json!({"items": [{"x": 1}, {"code": "a"}]}),
-                    json!({"items": [1, {"code": "a"}]}),
-                ],
+                vec![json!({"items": [{"x": 1}, {"y": 2}]}), json!({"items": []}), json!({"items": [1, 2]})],
+                vec![json!({"items": [{"x": 1}, {"code": "a"}]}), json!({"items": [1, {"code": "a"}]})],
             ),
             (
                 // ...unless another field picks the element.
@@ -506,16 +408,8 @@ fn wildcard_with_escapes() {
         vec![
             (
                 json!({"f": [{"wildcard": "dir/*.png"}]}),
-                vec![
-                    json!({"f": "dir/a.png"}),
-                    json!({"f": "dir/.png"}),
-                    json!({"f": "dir/x/y.png"}),
-                ],
-                vec![
-                    json!({"f": "dir/a.jpg"}),
-                    json!({"f": "other/a.png"}),
-                    json!({"f": "dir.png"}),
-                ],
+                vec![json!({"f": "dir/a.png"}), json!({"f": "dir/.png"}), json!({"f": "dir/x/y.png"})],
+                vec![json!({"f": "dir/a.jpg"}), json!({"f": "other/a.png"}), json!({"f": "dir.png"})],
             ),
             (
                 json!({"f": [{"wildcard": "*a*b*"}]}),
@@ -540,11 +434,7 @@ fn wildcard_with_escapes() {
                 vec![json!({"f": "C:\\Windows"})],
                 vec![json!({"f": "C:/Windows"})],
             ),
-            (
-                json!({"f": [{"wildcard": "exact"}]}),
-                vec![json!({"f": "exact"})],
-                vec![json!({"f": "exactly"})],
-            ),
+            (json!({"f": [{"wildcard": "exact"}]}), vec![json!({"f": "exact"})], vec![json!({"f": "exactly"})]),
             (
                 json!({"f": [{"wildcard": "é*ü"}]}),
                 vec![json!({"f": "éxü"}), json!({"f": "éü"})],
@@ -561,11 +451,7 @@ fn cidr_v4_and_v6() {
         vec![
             (
                 json!({"ip": [{"cidr": "10.0.0.0/24"}]}),
-                vec![
-                    json!({"ip": "10.0.0.0"}),
-                    json!({"ip": "10.0.0.33"}),
-                    json!({"ip": "10.0.0.255"}),
-                ],
+                vec![json!({"ip": "10.0.0.0"}), json!({"ip": "10.0.0.33"}), json!({"ip": "10.0.0.255"})],
                 vec![
                     json!({"ip": "10.0.1.0"}),
                     json!({"ip": "9.255.255.255"}),
@@ -576,10 +462,7 @@ fn cidr_v4_and_v6() {
             ),
             (
                 json!({"ip": [{"cidr": "2001:db8::/32"}]}),
-                vec![
-                    json!({"ip": "2001:db8::1"}),
-                    json!({"ip": "2001:DB8:ffff::1"}),
-                ],
+                vec![json!({"ip": "2001:db8::1"}), json!({"ip": "2001:DB8:ffff::1"})],
                 vec![json!({"ip": "2001:db9::1"}), json!({"ip": "10.0.0.1"})],
             ),
             (
@@ -611,10 +494,7 @@ fn or_at_any_level() {
                     json!({"source": "aws.cloudwatch", "metricName": "CPUUtilization"}),
                     json!({"source": "aws.cloudwatch", "namespace": "AWS/EC2"}),
                 ],
-                vec![
-                    json!({"source": "aws.ec2", "metricName": "CPUUtilization"}),
-                    json!({"source": "aws.cloudwatch"}),
-                ],
+                vec![json!({"source": "aws.ec2", "metricName": "CPUUtilization"}), json!({"source": "aws.cloudwatch"})],
             ),
             (
                 // REMOVE records carry only an OldImage.
@@ -654,23 +534,14 @@ fn filter_set_ors_patterns_and_caps_at_five() {
 
     let empty = FilterSet::parse::<&str>(&[]).unwrap();
     assert!(empty.is_empty());
-    assert!(
-        empty.matches(&json!({"anything": 1})),
-        "no filters means no filtering"
-    );
+    assert!(empty.matches(&json!({"anything": 1})), "no filters means no filtering");
 
     let five = vec![r#"{"a": ["x"]}"#; 5];
     assert_eq!(FilterSet::parse(&five).unwrap().patterns().len(), 5);
     let six = vec![r#"{"a": ["x"]}"#; 6];
-    assert!(matches!(
-        FilterSet::parse(&six),
-        Err(FilterError::TooManyPatterns { count: 6, max: 5 })
-    ));
+    assert!(matches!(FilterSet::parse(&six), Err(FilterError::TooManyPatterns { count: 6, max: 5 })));
     let values = vec![json!({"a": ["x"]}); 6];
-    assert!(matches!(
-        FilterSet::from_values(&values),
-        Err(FilterError::TooManyPatterns { .. })
-    ));
+    assert!(matches!(FilterSet::from_values(&values), Err(FilterError::TooManyPatterns { .. })));
 }
 
 #[test]
@@ -696,9 +567,7 @@ fn filter_set_reports_which_pattern_failed() {
     ));
 
     let err = FilterSet::parse(&["{not json"]).unwrap_err();
-    assert!(
-        matches!(err, FilterError::InFilter { ref source, .. } if matches!(**source, FilterError::Json(_)))
-    );
+    assert!(matches!(err, FilterError::InFilter { ref source, .. } if matches!(**source, FilterError::Json(_))));
 }
 
 #[test]
@@ -723,18 +592,14 @@ fn config_builds_and_rejects_unknown_fields() {
     assert!(unknown.is_err(), "unknown fields must be rejected");
 
     let wildcard = r#"{"f": [{"wildcard": "*.png"}]}"#.to_owned();
-    let pipes = FilterConfig {
-        patterns: vec![wildcard.clone()],
-        dialect: Dialect::Pipes,
-    };
+    let pipes = FilterConfig { patterns: vec![wildcard.clone()], dialect: Dialect::Pipes };
     let err = pipes.build().unwrap_err();
     assert!(matches!(
         err,
         FilterError::InFilter { ref source, .. }
             if matches!(**source, FilterError::UnsupportedInPipes { operator: "wildcard", .. })
     ));
-    let bus: FilterConfig =
-        serde_json::from_value(json!({"patterns": [wildcard], "dialect": "event-bus"})).unwrap();
+    let bus: FilterConfig = serde_json::from_value(json!({"patterns": [wildcard], "dialect": "event-bus"})).unwrap();
     assert!(bus.build().unwrap().matches(&json!({"f": "a.png"})));
 }
 
@@ -750,10 +615,7 @@ fn pipes_dialect_accepts_its_operators() {
         json!({"a": [{"cidr": "10.0.0.0/8"}]}),
         json!({"$or": [{"a": ["x"]}, {"b": ["y"]}]}),
     ] {
-        assert!(
-            Pattern::parse(&pattern).is_ok(),
-            "{pattern} should be valid for Pipes"
-        );
+        assert!(Pattern::parse(&pattern).is_ok(), "{pattern} should be valid for Pipes");
     }
 }
 
@@ -810,29 +672,14 @@ fn invalid_patterns_are_rejected_with_kind_and_path() {
         (json!("eventName"), Pipes, "NotAnObject", "$"),
         (json!({}), Pipes, "EmptyObject", "$"),
         (json!({"dynamodb": {}}), Pipes, "EmptyObject", "$.dynamodb"),
-        (
-            json!({"eventName": "INSERT"}),
-            Pipes,
-            "NotAnArray",
-            "$.eventName",
-        ),
+        (json!({"eventName": "INSERT"}), Pipes, "NotAnArray", "$.eventName"),
         (json!({"a": 5}), Pipes, "NotAnArray", "$.a"),
         (json!({"a": null}), Pipes, "NotAnArray", "$.a"),
         (json!({"a": []}), Pipes, "EmptyArray", "$.a"),
         (json!({"a": [["x"]]}), Pipes, "InvalidMatcher", "$.a[0]"),
         (json!({"a": ["x", {}]}), Pipes, "OperatorKeys", "$.a[1]"),
-        (
-            json!({"a": [{"prefix": "x", "suffix": "y"}]}),
-            Pipes,
-            "OperatorKeys",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"contains": "x"}]}),
-            Pipes,
-            "UnknownOperator",
-            "$.a[0]",
-        ),
+        (json!({"a": [{"prefix": "x", "suffix": "y"}]}), Pipes, "OperatorKeys", "$.a[0]"),
+        (json!({"a": [{"contains": "x"}]}), Pipes, "UnknownOperator", "$.a[0]"),
         (
             json!({"dynamodb": {"NewImage": {"entityType": {"S": [{"prefix": 1}]}}}}),
             Pipes,
@@ -840,347 +687,72 @@ fn invalid_patterns_are_rejected_with_kind_and_path() {
             "$.dynamodb.NewImage.entityType.S[0]",
         ),
         // Operand types.
-        (
-            json!({"a": [{"prefix": {"equals-ignore-case": 5}}]}),
-            Pipes,
-            "InvalidOperand",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"prefix": {"other": "x"}}]}),
-            Pipes,
-            "InvalidOperand",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"suffix": ["x"]}]}),
-            Pipes,
-            "InvalidOperand",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"equals-ignore-case": ["x"]}]}),
-            Pipes,
-            "InvalidOperand",
-            "$.a[0]",
-        ),
-        (
-            json!({"detail": {"c-count": [{"exists": "true"}]}}),
-            Pipes,
-            "InvalidOperand",
-            "$.detail[\"c-count\"][0]",
-        ),
-        (
-            json!({"a": [{"exists": 1}]}),
-            Pipes,
-            "InvalidOperand",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"cidr": 10}]}),
-            Pipes,
-            "InvalidOperand",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"wildcard": 5}]}),
-            EventBus,
-            "InvalidOperand",
-            "$.a[0]",
-        ),
+        (json!({"a": [{"prefix": {"equals-ignore-case": 5}}]}), Pipes, "InvalidOperand", "$.a[0]"),
+        (json!({"a": [{"prefix": {"other": "x"}}]}), Pipes, "InvalidOperand", "$.a[0]"),
+        (json!({"a": [{"suffix": ["x"]}]}), Pipes, "InvalidOperand", "$.a[0]"),
+        (json!({"a": [{"equals-ignore-case": ["x"]}]}), Pipes, "InvalidOperand", "$.a[0]"),
+        (json!({"detail": {"c-count": [{"exists": "true"}]}}), Pipes, "InvalidOperand", "$.detail[\"c-count\"][0]"),
+        (json!({"a": [{"exists": 1}]}), Pipes, "InvalidOperand", "$.a[0]"),
+        (json!({"a": [{"cidr": 10}]}), Pipes, "InvalidOperand", "$.a[0]"),
+        (json!({"a": [{"wildcard": 5}]}), EventBus, "InvalidOperand", "$.a[0]"),
         // Numeric.
-        (
-            json!({"n": [{"numeric": "> 5"}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
+        (json!({"n": [{"numeric": "> 5"}]}), Pipes, "Numeric", "$.n[0]"),
         (json!({"n": [{"numeric": []}]}), Pipes, "Numeric", "$.n[0]"),
         (json!({"n": [{"numeric": [5]}]}), Pipes, "Numeric", "$.n[0]"),
-        (
-            json!({"n": [{"numeric": ["!=", 5]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": ["<"]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": ["=", "5"]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": ["=", 1, 2]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": ["<", 5, ">", 0]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": [">", 0, ">", 5]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": [">", 5, "<", 5]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": [">=", 10, "<=", 5]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": [">", 0, "<=", 5, "<", 6]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": [">", 0, "<="]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": [">", 6e9]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
-        (
-            json!({"n": [{"numeric": ["<", -5.000001e9]}]}),
-            Pipes,
-            "Numeric",
-            "$.n[0]",
-        ),
+        (json!({"n": [{"numeric": ["!=", 5]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": ["<"]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": ["=", "5"]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": ["=", 1, 2]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": ["<", 5, ">", 0]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": [">", 0, ">", 5]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": [">", 5, "<", 5]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": [">=", 10, "<=", 5]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": [">", 0, "<=", 5, "<", 6]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": [">", 0, "<="]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": [">", 6e9]}]}), Pipes, "Numeric", "$.n[0]"),
+        (json!({"n": [{"numeric": ["<", -5.000001e9]}]}), Pipes, "Numeric", "$.n[0]"),
         // anything-but.
-        (
-            json!({"a": [{"anything-but": []}]}),
-            Pipes,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": ["x", 1]}]}),
-            Pipes,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": [true]}]}),
-            Pipes,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": true}]}),
-            Pipes,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": null}]}),
-            Pipes,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": 6e9}]}),
-            Pipes,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"contains": "x"}}]}),
-            EventBus,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"numeric": [">", 1]}}]}),
-            EventBus,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"prefix": "a", "suffix": "b"}}]}),
-            EventBus,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"prefix": ""}}]}),
-            EventBus,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"suffix": 1}}]}),
-            EventBus,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"equals-ignore-case": [1]}}]}),
-            EventBus,
-            "AnythingBut",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"wildcard": "a**"}}]}),
-            EventBus,
-            "Wildcard",
-            "$.a[0]",
-        ),
+        (json!({"a": [{"anything-but": []}]}), Pipes, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": ["x", 1]}]}), Pipes, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": [true]}]}), Pipes, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": true}]}), Pipes, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": null}]}), Pipes, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": 6e9}]}), Pipes, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"contains": "x"}}]}), EventBus, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"numeric": [">", 1]}}]}), EventBus, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"prefix": "a", "suffix": "b"}}]}), EventBus, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"prefix": ""}}]}), EventBus, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"suffix": 1}}]}), EventBus, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"equals-ignore-case": [1]}}]}), EventBus, "AnythingBut", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"wildcard": "a**"}}]}), EventBus, "Wildcard", "$.a[0]"),
         // Wildcard.
-        (
-            json!({"a": [{"wildcard": "a**b"}]}),
-            EventBus,
-            "Wildcard",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"wildcard": "a\\b"}]}),
-            EventBus,
-            "Wildcard",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"wildcard": "abc\\"}]}),
-            EventBus,
-            "Wildcard",
-            "$.a[0]",
-        ),
+        (json!({"a": [{"wildcard": "a**b"}]}), EventBus, "Wildcard", "$.a[0]"),
+        (json!({"a": [{"wildcard": "a\\b"}]}), EventBus, "Wildcard", "$.a[0]"),
+        (json!({"a": [{"wildcard": "abc\\"}]}), EventBus, "Wildcard", "$.a[0]"),
         // CIDR.
-        (
-            json!({"ip": [{"cidr": "10.0.0.0"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
-        (
-            json!({"ip": [{"cidr": "10.0.0.0/33"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
-        (
-            json!({"ip": [{"cidr": "10.0.0.1/32"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
-        (
-            json!({"ip": [{"cidr": "2001:db8::1/128"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
-        (
-            json!({"ip": [{"cidr": "10.0.0.0/-1"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
-        (
-            json!({"ip": [{"cidr": "10.0.0.0/x"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
-        (
-            json!({"ip": [{"cidr": "10.0.0.0/8/8"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
-        (
-            json!({"ip": [{"cidr": "300.0.0.0/8"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
-        (
-            json!({"ip": [{"cidr": "example.com/8"}]}),
-            Pipes,
-            "Cidr",
-            "$.ip[0]",
-        ),
+        (json!({"ip": [{"cidr": "10.0.0.0"}]}), Pipes, "Cidr", "$.ip[0]"),
+        (json!({"ip": [{"cidr": "10.0.0.0/33"}]}), Pipes, "Cidr", "$.ip[0]"),
+        (json!({"ip": [{"cidr": "10.0.0.1/32"}]}), Pipes, "Cidr", "$.ip[0]"),
+        (json!({"ip": [{"cidr": "2001:db8::1/128"}]}), Pipes, "Cidr", "$.ip[0]"),
+        (json!({"ip": [{"cidr": "10.0.0.0/-1"}]}), Pipes, "Cidr", "$.ip[0]"),
+        (json!({"ip": [{"cidr": "10.0.0.0/x"}]}), Pipes, "Cidr", "$.ip[0]"),
+        (json!({"ip": [{"cidr": "10.0.0.0/8/8"}]}), Pipes, "Cidr", "$.ip[0]"),
+        (json!({"ip": [{"cidr": "300.0.0.0/8"}]}), Pipes, "Cidr", "$.ip[0]"),
+        (json!({"ip": [{"cidr": "example.com/8"}]}), Pipes, "Cidr", "$.ip[0]"),
         // $or.
         (json!({"$or": {"a": ["x"]}}), Pipes, "Or", "$[\"$or\"]"),
         (json!({"$or": [{"a": ["x"]}]}), Pipes, "Or", "$[\"$or\"]"),
         (json!({"$or": []}), Pipes, "Or", "$[\"$or\"]"),
-        (
-            json!({"$or": [{"a": ["x"]}, "b"]}),
-            Pipes,
-            "NotAnObject",
-            "$[\"$or\"][1]",
-        ),
-        (
-            json!({"$or": [{"a": ["x"]}, {}]}),
-            Pipes,
-            "EmptyObject",
-            "$[\"$or\"][1]",
-        ),
-        (
-            json!({"$or": [{"numeric": [">", 1]}, {"b": ["y"]}]}),
-            Pipes,
-            "Or",
-            "$[\"$or\"][0].numeric",
-        ),
-        (
-            json!({"d": {"$or": [{"a": {"prefix": ["x"]}}, {"b": ["y"]}]}}),
-            Pipes,
-            "Or",
-            "$.d[\"$or\"][0].a.prefix",
-        ),
+        (json!({"$or": [{"a": ["x"]}, "b"]}), Pipes, "NotAnObject", "$[\"$or\"][1]"),
+        (json!({"$or": [{"a": ["x"]}, {}]}), Pipes, "EmptyObject", "$[\"$or\"][1]"),
+        (json!({"$or": [{"numeric": [">", 1]}, {"b": ["y"]}]}), Pipes, "Or", "$[\"$or\"][0].numeric"),
+        (json!({"d": {"$or": [{"a": {"prefix": ["x"]}}, {"b": ["y"]}]}}), Pipes, "Or", "$.d[\"$or\"][0].a.prefix"),
         // Event-bus-only operators in a Pipe.
-        (
-            json!({"a": [{"wildcard": "*.png"}]}),
-            Pipes,
-            "UnsupportedInPipes",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"prefix": "x"}}]}),
-            Pipes,
-            "UnsupportedInPipes",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"suffix": "x"}}]}),
-            Pipes,
-            "UnsupportedInPipes",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"equals-ignore-case": "x"}}]}),
-            Pipes,
-            "UnsupportedInPipes",
-            "$.a[0]",
-        ),
-        (
-            json!({"a": [{"anything-but": {"wildcard": "x*"}}]}),
-            Pipes,
-            "UnsupportedInPipes",
-            "$.a[0]",
-        ),
+        (json!({"a": [{"wildcard": "*.png"}]}), Pipes, "UnsupportedInPipes", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"prefix": "x"}}]}), Pipes, "UnsupportedInPipes", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"suffix": "x"}}]}), Pipes, "UnsupportedInPipes", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"equals-ignore-case": "x"}}]}), Pipes, "UnsupportedInPipes", "$.a[0]"),
+        (json!({"a": [{"anything-but": {"wildcard": "x*"}}]}), Pipes, "UnsupportedInPipes", "$.a[0]"),
     ];
     for (pattern, dialect, want_kind, want_path) in cases {
         let err = match Pattern::parse_with(&pattern, dialect) {
@@ -1189,16 +761,10 @@ fn invalid_patterns_are_rejected_with_kind_and_path() {
         };
         assert_eq!(kind(&err), want_kind, "{pattern}: {err}");
         assert_eq!(path(&err), Some(want_path), "{pattern}: {err}");
-        assert!(
-            err.to_string().starts_with(want_path),
-            "message should lead with the path: {err}"
-        );
+        assert!(err.to_string().starts_with(want_path), "message should lead with the path: {err}");
     }
 
-    assert!(matches!(
-        Pattern::from_json_str("{\"a\": [\"x\""),
-        Err(FilterError::Json(_))
-    ));
+    assert!(matches!(Pattern::from_json_str("{\"a\": [\"x\""), Err(FilterError::Json(_))));
 }
 
 #[test]
@@ -1208,23 +774,11 @@ fn error_messages_name_the_problem() {
         msg(json!({"a": [{"wildcard": "a**b"}]}), Dialect::EventBus),
         "$.a[0]: wildcard: consecutive `*` at position 2 are not allowed"
     );
-    assert_eq!(
-        msg(json!({"a": [{"exists": "yes"}]}), Dialect::Pipes),
-        "$.a[0]: `exists` expects true or false"
-    );
+    assert_eq!(msg(json!({"a": [{"exists": "yes"}]}), Dialect::Pipes), "$.a[0]: `exists` expects true or false");
     assert_eq!(
         msg(json!({"a": [{"wildcard": "*"}]}), Dialect::Pipes),
         "$.a[0]: `wildcard` is not supported by EventBridge Pipes filtering (event buses only)"
     );
-    assert!(
-        msg(json!({"n": [{"numeric": [">", 6e9]}]}), Dialect::Pipes)
-            .contains("outside the supported range")
-    );
-    assert!(
-        msg(
-            json!({"n": [{"numeric": [">", 5, "<", 1]}]}),
-            Dialect::Pipes
-        )
-        .contains("lower bound must be less")
-    );
+    assert!(msg(json!({"n": [{"numeric": [">", 6e9]}]}), Dialect::Pipes).contains("outside the supported range"));
+    assert!(msg(json!({"n": [{"numeric": [">", 5, "<", 1]}]}), Dialect::Pipes).contains("lower bound must be less"));
 }
