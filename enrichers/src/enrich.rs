@@ -85,66 +85,75 @@ impl<M: Mapping> Enricher<M> {
     /// MODIFYs leave no event; a record that cannot be mapped becomes an error event, or fails
     /// the batch under [`ErrorPolicy::FailBatch`].
     pub fn enrich(&self, batch: &str) -> Result<Enriched, EnrichError> {
-        let records: Vec<&RawValue> =
-            serde_json::from_str(batch).map_err(|error| EnrichError::NotABatch(describe_json_error(&error)))?;
+        // One pass decodes the records; the raw text of each is found (a second pass) only when
+        // an error event must carry it. A batch the lax pass rejects is split into raw records
+        // first, so one odd record still cannot fail the others.
+        let mut raws: Option<Vec<&RawValue>> = None;
+        let records: Vec<Decoded<'_>> = match record::decode_batch(batch) {
+            Ok(records) => records.into_iter().map(checked).collect(),
+            Err(_) => {
+                let split: Vec<&RawValue> =
+                    serde_json::from_str(batch).map_err(|error| EnrichError::NotABatch(describe_json_error(&error)))?;
+                let records = split
+                    .iter()
+                    .map(|raw| match record::decode_record(raw) {
+                        Ok(record) => checked(record),
+                        Err(error) => Decoded { record: Err(error), salvaged_id: salvage_event_id(raw) },
+                    })
+                    .collect();
+                raws = Some(split);
+                records
+            }
+        };
         let mut counts = Counts { records: records.len(), ..Counts::default() };
         let mut events = Vec::with_capacity(records.len());
         // `[` and `]`, then each event and its separating comma.
         let mut response_bytes = 2;
-        for (index, raw) in records.iter().enumerate() {
-            let parsed = StreamRecord::parse(raw);
-            let salvaged_id;
-            let event_id = match &parsed {
+        for (index, Decoded { record: parsed, salvaged_id }) in records.iter().enumerate() {
+            let event_id = match parsed {
                 Ok(record) => record.event_id(),
-                Err(_) => {
-                    salvaged_id = record::salvage_event_id(raw);
-                    salvaged_id.as_deref()
-                }
+                Err(_) => salvaged_id.as_deref(),
             };
-            let record = parsed.as_ref().map_err(Clone::clone);
-            let outcome = match record {
+            let outcome = match parsed {
                 Ok(record) => self.process(record),
-                Err(error) => Outcome::Failed(error),
+                Err(error) => Outcome::Failed(error.clone()),
             };
-            let (command, metadata) = match &outcome {
+            let metadata = parsed.as_ref().ok().map(|r| self.metadata(r));
+            let details = match outcome {
                 Outcome::Unchanged => {
                     counts.skipped += 1;
                     debug!(event_id, index, "unchanged FHIR resource, no event");
                     continue;
                 }
-                Outcome::Put(_) => {
+                Outcome::Put(entity) => {
                     counts.puts += 1;
                     debug!(event_id, index, command = "PUT");
-                    ("PUT", parsed.as_ref().ok().map(|r| self.metadata(r)))
+                    Command::Put { entity }
                 }
-                Outcome::Delete(_) => {
+                Outcome::Delete(entity) => {
                     counts.deletes += 1;
                     debug!(event_id, index, command = "DELETE");
-                    ("DELETE", parsed.as_ref().ok().map(|r| self.metadata(r)))
+                    Command::Delete { entity }
                 }
                 Outcome::Failed(error) => {
                     counts.failed += 1;
                     warn!(event_id, index, field = %error.field, kind = error.kind, "record cannot be mapped");
                     if self.config.error_policy == ErrorPolicy::FailBatch {
-                        return Err(EnrichError::RecordFailed {
-                            index,
-                            event_id: event_id.unwrap_or("-").to_owned(),
-                            error: error.clone(),
-                        });
+                        let event_id = event_id.unwrap_or("-").to_owned();
+                        return Err(EnrichError::RecordFailed { index, event_id, error });
                     }
-                    ("ERROR", parsed.as_ref().ok().map(|r| self.metadata(r)))
+                    let raws = raws.get_or_insert_with(|| serde_json::from_str(batch).expect("decoded once already"));
+                    Command::Error { error, record: raws[index] }
                 }
             };
-            let details = match outcome {
-                Outcome::Put(entity) => Command::Put { entity },
-                Outcome::Delete(entity) => Command::Delete { entity },
-                Outcome::Failed(error) => Command::Error { error, record: raw },
-                Outcome::Unchanged => unreachable!("skipped above"),
+            let event_type = match details {
+                Command::Error { .. } => &self.failure_event_type,
+                _ => &self.change_event_type,
             };
             let envelope = Envelope {
                 version: crate::envelope::VERSION,
                 source: &self.config.source,
-                event_type: if command == "ERROR" { &self.failure_event_type } else { &self.change_event_type },
+                event_type,
                 correlation_id: event_id,
                 details,
                 metadata,
@@ -232,16 +241,37 @@ impl<M: Mapping> Enricher<M> {
     }
 
     fn metadata<'r>(&self, record: &'r StreamRecord<'_>) -> Metadata<'r> {
-        let data = record.dynamodb.as_ref();
         Metadata {
             resource_type: M::RESOURCE_TYPE,
-            event_name: record.event_name.as_ref().map(|n| n.0.as_ref()),
-            sequence_number: data.and_then(|d| d.sequence_number.as_ref()).map(|s| s.0.as_ref()),
-            approximate_creation_date_time: data.and_then(|d| d.approximate_creation_date_time.as_ref()),
+            event_name: record.event_name_str(),
+            sequence_number: record.sequence_number(),
+            approximate_creation_date_time: record.approximate_creation_date_time(),
             source_table: record.source_table(),
             ttl_delete: record.is_ttl_delete().then_some(true),
         }
     }
+}
+
+/// A decoded record whose fields have the types the enrichment reads, or why not (with its
+/// eventID when it has one, so the error event stays correlated).
+struct Decoded<'a> {
+    record: Result<StreamRecord<'a>, RecordError>,
+    salvaged_id: Option<String>,
+}
+
+fn checked(record: record::Lax<StreamRecord<'_>>) -> Decoded<'_> {
+    match record {
+        record::Lax::Ok(record) => match record.check() {
+            Ok(()) => Decoded { record: Ok(record), salvaged_id: None },
+            Err(error) => Decoded { salvaged_id: record.event_id().map(str::to_owned), record: Err(error) },
+        },
+        record::Lax::Wrong(found) => Decoded { record: Err(record::not_an_object(found)), salvaged_id: None },
+    }
+}
+
+fn salvage_event_id(raw: &RawValue) -> Option<String> {
+    let record: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+    record.get("eventID")?.as_str().map(str::to_owned)
 }
 
 /// Describes a JSON error by position and category only: serde's messages can quote values.
@@ -253,4 +283,64 @@ fn describe_json_error(error: &serde_json::Error) -> String {
         serde_json::error::Category::Io => "unreadable input",
     };
     format!("{what} at line {} column {}", error.line(), error.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use fhir_pipes_mappings::PatientMapping;
+
+    use super::*;
+    use crate::{MAX_RESPONSE_BYTES, sample};
+
+    #[test]
+    fn a_response_over_the_pipes_limit_fails_the_invocation_and_says_how_to_fix_it() {
+        // 10,000 records is Pipes' largest DynamoDB batch; its events are far over 6 MB.
+        let batch = sample::patient_batch(10_000);
+        let enricher = Enricher::new(PatientMapping::default(), EnrichConfig::default());
+        let error = enricher.enrich(&batch).unwrap_err();
+        let EnrichError::ResponseTooLarge { records, written, size, limit } = &error else { panic!("{error}") };
+        assert_eq!((*records, *limit), (10_000, MAX_RESPONSE_BYTES));
+        assert!(*size > MAX_RESPONSE_BYTES && *written < 10_000);
+        let message = error.to_string();
+        assert!(message.contains("BatchSize") && message.contains("6291456"), "{message}");
+    }
+
+    #[test]
+    fn a_response_at_the_limit_is_accepted() {
+        let batch = sample::patient_batch(20);
+        let unlimited = Enricher::new(PatientMapping::default(), EnrichConfig::default());
+        let exact = unlimited.enrich(&batch).unwrap().to_json().len();
+        let config = EnrichConfig { max_response_bytes: exact, ..EnrichConfig::default() };
+        let enriched = Enricher::new(PatientMapping::default(), config.clone()).enrich(&batch).unwrap();
+        assert_eq!(enriched.counts.response_bytes, exact);
+        let config = EnrichConfig { max_response_bytes: exact - 1, ..config };
+        assert!(matches!(
+            Enricher::new(PatientMapping::default(), config).enrich(&batch),
+            Err(EnrichError::ResponseTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn a_record_with_duplicate_fields_fails_alone() {
+        // Duplicate keys make the one-pass decode reject the batch: the records are then decoded one by one.
+        let batch = r#"[{"eventID":"a","eventName":"REMOVE","dynamodb":{"Keys":{"id":{"S":"p1"}}}},
+                        {"eventID":"b","eventName":"INSERT","eventName":"MODIFY"}]"#;
+        let enricher = Enricher::new(PatientMapping::default(), EnrichConfig::default());
+        let enriched = enricher.enrich(batch).unwrap();
+        assert_eq!((enriched.counts.deletes, enriched.counts.failed), (1, 1));
+        let error: serde_json::Value = serde_json::from_str(enriched.events[1].get()).unwrap();
+        assert_eq!(error["details"]["error"]["field"], "(record)");
+        assert_eq!(error["details"]["record"]["eventID"], "b");
+        assert_eq!(error["correlationId"], "b");
+    }
+
+    #[test]
+    fn input_that_is_not_an_array_is_an_invocation_error_that_quotes_nothing() {
+        let enricher = Enricher::new(PatientMapping::default(), EnrichConfig::default());
+        for input in [r#"{"firstName":"Quennell"}"#, r#"["Quennell""#, "", r#""Quennell""#] {
+            let error = enricher.enrich(input).unwrap_err();
+            assert!(matches!(error, EnrichError::NotABatch(_)));
+            assert!(!error.to_string().contains("Quennell"), "{error}");
+        }
+    }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 /// A JSON array of `count` Patient INSERT and MODIFY records, every fourth a MODIFY that
 /// changes the FHIR resource. Each record carries the kind of extra attributes real tables
-/// have (audit fields, tags, a notes blob), about 1.1 kB per record as Pipes would send it.
+/// have (audit fields, a version), about 1.1 kB per record as Pipes would send it.
 pub fn patient_batch(count: usize) -> String {
     let mut out = String::with_capacity(count * 1200 + 2);
     out.push('[');
@@ -47,7 +47,7 @@ fn patient_image(index: usize, suffix: &str) -> String {
         format!(r#"{{"S":"{:05}"}}"#, index % 99999)
     };
     format!(
-        r#"{{"id":{{"S":"pat-{index:07}"}},"firstName":{{"S":"{first}"}},"middleName":{{"S":"{middle}"}},"lastName":{{"S":"{last}{suffix}"}},"birthDate":{{"S":"{birth_date}"}},"gender":{{"S":"{gender}"}},"phone":{{"S":"+1-555-{phone:04}"}},"email":{{"S":"patient{index}@example.org"}},"mrn":{{"S":"MRN-{mrn:08}"}},"active":{{"BOOL":true}},"address":{{"M":{{"address1":{{"S":"{street} Larkspur Lane"}},"address2":{{"S":"Apt {apt}"}},"city":{{"S":"{city}"}},"state":{{"S":"MA"}},"zip":{zip},"country":{{"S":"US"}}}}}},"createdAt":{{"S":"2026-11-01T08:00:00.000Z"}},"updatedAt":{{"S":"2026-11-02T09:30:00.000Z"}},"version":{{"N":"{version}"}},"tags":{{"SS":["outpatient","cardiology"]}},"notes":{{"S":"Prefers morning appointments."}}}}"#,
+        r#"{{"id":{{"S":"pat-{index:07}"}},"firstName":{{"S":"{first}"}},"middleName":{{"S":"{middle}"}},"lastName":{{"S":"{last}{suffix}"}},"birthDate":{{"S":"{birth_date}"}},"gender":{{"S":"{gender}"}},"phone":{{"S":"+1-555-{phone:04}"}},"email":{{"S":"patient{index}@example.org"}},"mrn":{{"S":"MRN-{mrn:08}"}},"active":{{"BOOL":true}},"address":{{"M":{{"address1":{{"S":"{street} Larkspur Lane"}},"address2":{{"S":"Apt {apt}"}},"city":{{"S":"{city}"}},"state":{{"S":"MA"}},"zip":{zip},"country":{{"S":"US"}}}}}},"updatedAt":{{"S":"2026-11-02T09:30:00.000Z"}},"version":{{"N":"{version}"}}}}"#,
         first = pick(&FIRST, 0),
         middle = pick(&FIRST, 3),
         last = pick(&LAST, 1),
