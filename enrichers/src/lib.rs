@@ -10,6 +10,7 @@ pub mod error;
 pub mod lambda;
 pub mod metrics;
 pub mod record;
+pub mod resources;
 pub mod sample;
 
 pub use config::{EnrichConfig, ErrorPolicy, MAX_RESPONSE_BYTES};
@@ -17,3 +18,4 @@ pub use enrich::{Enriched, Enricher};
 pub use envelope::VERSION as ENVELOPE_VERSION;
 pub use error::{EnrichError, RecordError};
 pub use metrics::Counts;
+pub use resources::{BatchEnricher, RESOURCES, Resource};

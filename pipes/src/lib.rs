@@ -3,3 +3,5 @@
 
 pub mod enrich_cmd;
 pub mod filter;
+pub mod source;
+pub mod target;

@@ -1,0 +1,92 @@
+//! The shipped mappings, listed once: the CLI (`fhir-pipes enrich <name>`), the local pipe
+//! runtime (which finds a template function's resource by its binary) and the fixture tests
+//! all look resources up here. A new mapping is one more [`Resource`] in [`RESOURCES`].
+
+use fhir_pipes_mappings::Mapping;
+
+use crate::{EnrichError, Enriched, Enricher, lambda};
+
+/// A batch enrichment whose mapping type is chosen at run time.
+pub trait BatchEnricher: Send + Sync {
+    /// The FHIR resource type produced, e.g. `Patient`.
+    fn resource_type(&self) -> &'static str;
+    /// See [`Enricher::enrich`].
+    fn enrich(&self, batch: &str) -> Result<Enriched, EnrichError>;
+}
+
+impl<M: Mapping> BatchEnricher for Enricher<M> {
+    fn resource_type(&self) -> &'static str {
+        M::RESOURCE_TYPE
+    }
+
+    fn enrich(&self, batch: &str) -> Result<Enriched, EnrichError> {
+        Enricher::enrich(self, batch)
+    }
+}
+
+/// Reads one setting (an environment variable of the Lambda) by name.
+pub type Settings<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// One shipped mapping.
+#[derive(Debug)]
+pub struct Resource {
+    /// Short name used by the CLI and as the fixture folder, e.g. `patient`.
+    pub name: &'static str,
+    /// The FHIR resource type, e.g. `Patient`.
+    pub resource_type: &'static str,
+    /// The Lambda binary (`cargo lambda build --bin <binary>`), e.g. `patient-enricher`.
+    pub binary: &'static str,
+    /// Builds the enricher from the Lambda's environment variables, read through `settings`.
+    pub build: fn(Settings<'_>) -> Result<Box<dyn BatchEnricher>, String>,
+}
+
+/// Every shipped mapping.
+pub static RESOURCES: &[Resource] = &[Resource {
+    name: "patient",
+    resource_type: "Patient",
+    binary: "patient-enricher",
+    build: |settings| boxed(lambda::patient_mapping(settings), settings),
+}];
+
+fn boxed<M: Mapping + 'static>(mapping: M, settings: Settings<'_>) -> Result<Box<dyn BatchEnricher>, String> {
+    let config = lambda::config_from_env(M::RESOURCE_TYPE, settings)?;
+    Ok(Box::new(Enricher::new(mapping, config)))
+}
+
+/// The resource called `name`: its short name, FHIR type or binary, in any case.
+pub fn find(name: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.name.eq_ignore_ascii_case(name) || r.resource_type.eq_ignore_ascii_case(name) || r.binary == name)
+}
+
+/// The short names, for error messages and `--help`.
+pub fn names() -> Vec<&'static str> {
+    RESOURCES.iter().map(|r| r.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_by_name_type_or_binary() {
+        for key in ["patient", "Patient", "PATIENT", "patient-enricher"] {
+            assert_eq!(find(key).map(|r| r.resource_type), Some("Patient"), "{key}");
+        }
+        assert!(find("encounter-enricher-x").is_none());
+    }
+
+    #[test]
+    fn builds_with_the_lambda_settings() {
+        let patient = find("patient").unwrap();
+        let settings = |name: &str| (name == lambda::ENV_SOURCE).then(|| "Clinic".to_owned());
+        let enricher = (patient.build)(&settings).unwrap();
+        assert_eq!(enricher.resource_type(), "Patient");
+        let batch = r#"[{"eventID":"e1","eventName":"REMOVE","dynamodb":{"Keys":{"id":{"S":"p1"}}}}]"#;
+        let event = enricher.enrich(batch).unwrap().to_json();
+        assert!(String::from_utf8(event).unwrap().contains(r#""source":"Clinic""#));
+        let bad = |name: &str| (name == lambda::ENV_ERROR_POLICY).then(|| "drop".to_owned());
+        assert!((patient.build)(&bad).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! Sources: where the local runtime reads stream records from. Each source hands over batches
+//! of records in the exact array shape EventBridge Pipes gives the enrichment.
+
+use serde_json::value::RawValue;
+
+/// One batch read from a source.
+#[derive(Debug)]
+pub struct SourceBatch {
+    /// The shard the records come from (`file` for a file source); the checkpoint key.
+    pub shard_id: String,
+    /// The stream records, each a JSON object as Pipes sends it (with `eventSourceARN`).
+    pub records: Vec<Box<RawValue>>,
+    /// `dynamodb.SequenceNumber` of the last record, checkpointed once the batch is delivered.
+    pub last_sequence_number: Option<String>,
+}

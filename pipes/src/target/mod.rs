@@ -1,0 +1,37 @@
+//! Targets: where the local runtime delivers the enriched events.
+
+use std::fmt;
+
+/// Whether a failed delivery may succeed if tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Throttling, 5xx, a connection error: retry with backoff.
+    Retryable,
+    /// The request itself is wrong (4xx, an event too large): retrying cannot help.
+    Permanent,
+}
+
+/// A delivery that did not (fully) succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    /// Whether to retry.
+    pub retry: Retry,
+    /// Indices (into the delivered slice) of the events that failed; empty means all of them.
+    /// The runtime re-delivers only these (e.g. EventBridge `FailedEntryCount`).
+    pub failed: Vec<usize>,
+    /// What went wrong, for logs: error codes and counts, never event content.
+    pub message: String,
+}
+
+impl DeliveryError {
+    /// Every event failed for a reason worth retrying.
+    pub fn retryable(message: impl fmt::Display) -> Self {
+        Self { retry: Retry::Retryable, failed: Vec::new(), message: message.to_string() }
+    }
+
+    /// Every event failed for a reason retrying cannot fix.
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        Self { retry: Retry::Permanent, failed: Vec::new(), message: message.to_string() }
+    }
+}
