@@ -5,3 +5,4 @@ pub mod enrich_cmd;
 pub mod filter;
 pub mod source;
 pub mod target;
+pub mod template;
