@@ -3,6 +3,8 @@
 
 pub mod enrich_cmd;
 pub mod filter;
+pub mod run_cmd;
+pub mod runtime;
 pub mod source;
 pub mod target;
 pub mod template;

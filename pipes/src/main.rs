@@ -2,7 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
-use fhir_pipes::enrich_cmd::{EnrichArgs, SampleArgs};
+use fhir_pipes::{
+    enrich_cmd::{EnrichArgs, SampleArgs},
+    run_cmd::{FilterArgs, INVALID_PATTERN_EXIT_CODE, RunArgs},
+};
 
 /// DynamoDB stream changes to FHIR R4 events, locally.
 #[derive(Debug, Parser)]
@@ -16,6 +19,10 @@ struct Cli {
 enum Command {
     /// Enrich a batch of stream records into FHIR event envelopes, as the Lambda does.
     Enrich(EnrichArgs),
+    /// Run a pipe of the template locally: records -> filter -> enrichment -> NDJSON events.
+    Run(RunArgs),
+    /// Print the records an event pattern matches (NDJSON), like `aws events test-event-pattern`.
+    Filter(FilterArgs),
     /// Print a generated batch of fake stream records (for benchmarks and load tests).
     Sample(SampleArgs),
 }
@@ -25,6 +32,17 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Enrich(args) => args.run(),
         Command::Sample(args) => args.run(),
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(args.run())
+        }
+        Command::Filter(args) => match args.run()? {
+            Ok(()) => Ok(()),
+            Err(message) => {
+                eprintln!("fhir-pipes filter: {message}");
+                std::process::exit(INVALID_PATTERN_EXIT_CODE);
+            }
+        },
     }
 }
 

@@ -1,6 +1,8 @@
 //! Sources: where the local runtime reads stream records from. Each source hands over batches
 //! of records in the exact array shape EventBridge Pipes gives the enrichment.
 
+pub mod file;
+
 use serde_json::value::RawValue;
 
 /// One batch read from a source.

@@ -1,5 +1,7 @@
 //! Targets: where the local runtime delivers the enriched events.
 
+pub mod ndjson;
+
 use std::fmt;
 
 /// Whether a failed delivery may succeed if tried again.

@@ -1,0 +1,154 @@
+//! The enrichment step: in-process through the shipped mapping (default), or by invoking the
+//! real Lambda binary behind a local Runtime API.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use fhir_pipes_enrichers::{BatchEnricher, resources};
+
+use super::lambda_api::{InvokeFailure, LambdaApiError, LocalLambda};
+use crate::template::EnrichmentFunction;
+
+/// Why the enrichment cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichmentError {
+    /// The function's environment is not valid for its mapping.
+    #[error("enrichment function {function}: {message}")]
+    Settings {
+        /// The function's logical id.
+        function: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The Lambda binary cannot be started.
+    #[error(transparent)]
+    Lambda(#[from] LambdaApiError),
+}
+
+/// A failed enrichment of one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrichFailure {
+    /// What went wrong (error kinds and eventIDs; never record content).
+    pub message: String,
+    /// Whether trying the same batch again may succeed (a crashed or hung process). A function
+    /// error (e.g. `fail-batch` on a bad record) is not: the batch is bisected instead.
+    pub retryable: bool,
+}
+
+/// The events of an enriched batch, with what happened to its records.
+#[derive(Debug)]
+pub struct EnrichedBatch {
+    /// The events, in record order.
+    pub events: Vec<Box<RawValue>>,
+    /// Unchanged MODIFYs that produced no event.
+    pub skipped: usize,
+    /// Records that became mapping-error events.
+    pub failed: usize,
+}
+
+/// How batches are enriched.
+pub enum Enrichment {
+    /// No enrichment: the records themselves are the events.
+    None,
+    /// The shipped mapping, in this process.
+    InProcess(Box<dyn BatchEnricher>),
+    /// The Lambda binary behind a local Runtime API.
+    Binary(Box<LocalLambda>),
+}
+
+impl std::fmt::Debug for Enrichment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Enrichment::None => f.write_str("Enrichment::None"),
+            Enrichment::InProcess(enricher) => write!(f, "Enrichment::InProcess({})", enricher.resource_type()),
+            Enrichment::Binary(lambda) => write!(f, "Enrichment::Binary({lambda:?})"),
+        }
+    }
+}
+
+impl Enrichment {
+    /// The function's mapping in this process, configured by its environment (not this process's).
+    pub fn in_process(function: &EnrichmentFunction) -> Result<Self, EnrichmentError> {
+        let resource = resources::find(function.resource_name).expect("checked when the template was read");
+        let settings = |name: &str| function.environment.get(name).cloned();
+        let enricher = (resource.build)(&settings)
+            .map_err(|message| EnrichmentError::Settings { function: function.logical_id.clone(), message })?;
+        Ok(Self::InProcess(enricher))
+    }
+
+    /// The function's binary at `binary`, run with the function's environment.
+    pub async fn binary(function: &EnrichmentFunction, binary: &Path) -> Result<Self, EnrichmentError> {
+        let lambda =
+            LocalLambda::start(binary, &function.logical_id, function.environment.clone(), function.timeout).await?;
+        Ok(Self::Binary(Box::new(lambda)))
+    }
+
+    /// Enriches one batch (a JSON array of records).
+    pub async fn enrich(&mut self, batch: String) -> Result<EnrichedBatch, EnrichFailure> {
+        match self {
+            Enrichment::None => {
+                let events: Vec<Box<RawValue>> = serde_json::from_str(&batch).expect("the runtime builds valid arrays");
+                Ok(EnrichedBatch { events, skipped: 0, failed: 0 })
+            }
+            Enrichment::InProcess(enricher) => match enricher.enrich(&batch) {
+                Ok(enriched) => Ok(EnrichedBatch {
+                    events: enriched.events,
+                    skipped: enriched.counts.skipped,
+                    failed: enriched.counts.failed,
+                }),
+                Err(error) => Err(EnrichFailure { message: format!("{}: {error}", error.kind()), retryable: false }),
+            },
+            Enrichment::Binary(lambda) => {
+                let records = count_records(&batch);
+                match lambda.invoke(Bytes::from(batch)).await {
+                    Ok(body) => {
+                        let events: Vec<Box<RawValue>> =
+                            serde_json::from_slice(&body).map_err(|error| EnrichFailure {
+                                message: format!(
+                                    "the function's response is not a JSON array of events (line {} column {})",
+                                    error.line(),
+                                    error.column()
+                                ),
+                                retryable: false,
+                            })?;
+                        let failed = events.iter().filter(|event| is_error_event(event)).count();
+                        Ok(EnrichedBatch { skipped: records.saturating_sub(events.len()), failed, events })
+                    }
+                    Err(InvokeFailure::Function(message)) => Err(EnrichFailure { message, retryable: false }),
+                    Err(InvokeFailure::Runtime(message)) => Err(EnrichFailure { message, retryable: true }),
+                }
+            }
+        }
+    }
+
+    /// Stops a Lambda binary, if one runs.
+    pub async fn shutdown(&mut self) {
+        if let Enrichment::Binary(lambda) = self {
+            lambda.shutdown().await;
+        }
+    }
+}
+
+fn count_records(batch: &str) -> usize {
+    serde_json::from_str::<Vec<&RawValue>>(batch).map_or(0, |records| records.len())
+}
+
+/// Whether an envelope is a mapping-error event (`details.command` is `ERROR`).
+fn is_error_event(event: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Envelope {
+        details: Option<Details>,
+    }
+    #[derive(Deserialize)]
+    struct Details {
+        command: Option<String>,
+    }
+    serde_json::from_str::<Envelope>(event.get())
+        .ok()
+        .and_then(|e| e.details)
+        .and_then(|d| d.command)
+        .is_some_and(|command| command == "ERROR")
+}

@@ -1,0 +1,455 @@
+//! The local pipe runtime: source → filter → enrichment → target, with the delivery
+//! guarantees of EventBridge Pipes (at-least-once, retries with backoff, AUTOMATIC_BISECT,
+//! dead letters) and a checkpoint per shard so a restart resumes without loss.
+//!
+//! Records and events are never logged: only eventIDs, counts, error kinds.
+
+mod backoff;
+mod checkpoint;
+mod config;
+mod dead_letter;
+mod enrichment;
+mod lambda_api;
+mod summary;
+
+use std::{future::Future, pin::Pin, time::Instant};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tracing::{debug, warn};
+
+pub use backoff::Backoff;
+pub use checkpoint::{CheckpointError, Checkpoints};
+pub use config::{DEFAULT_DEAD_LETTER_FILE, RunConfig, embedded_demo_input};
+pub use dead_letter::{DeadLetter, DeadLetterError, DeadLetterFile, Stage};
+pub use enrichment::{EnrichFailure, EnrichedBatch, Enrichment, EnrichmentError};
+pub use lambda_api::{InvokeFailure, LambdaApiError, LocalLambda};
+pub use summary::Summary;
+
+use crate::{
+    filter::FilterSet,
+    source::{
+        SourceBatch,
+        file::{FileSource, FileSourceError},
+    },
+    target::{DeliveryError, Retry, ndjson::NdjsonTarget},
+    template::TemplateError,
+};
+
+/// Why a run stops early (bad configuration or an I/O failure of the runtime's own files).
+/// Bad records and failed deliveries do not stop a run: they are dead-lettered.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The template or the pipe in it.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The file source.
+    #[error(transparent)]
+    FileSource(#[from] FileSourceError),
+    /// The enrichment cannot be set up.
+    #[error(transparent)]
+    Enrichment(#[from] EnrichmentError),
+    /// The checkpoint state file.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The dead-letter file; the run stops rather than lose a batch.
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+    /// The output file cannot be opened.
+    #[error("cannot open the output {file}: {source}")]
+    Output {
+        /// The file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A setting that does not fit.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Where records come from. The DynamoDB Streams source is a further variant.
+#[derive(Debug)]
+pub enum Source {
+    /// A file, stdin or the embedded demo batch.
+    File(FileSource),
+}
+
+impl Source {
+    /// The next batch; `None` when there is nothing more.
+    pub async fn next_batch(&mut self) -> Result<Option<SourceBatch>, RuntimeError> {
+        match self {
+            Source::File(source) => Ok(source.next_batch().await?),
+        }
+    }
+
+    /// How many records will be read, when known (for the progress bar).
+    pub fn total(&self) -> Option<usize> {
+        match self {
+            Source::File(source) => Some(source.total()),
+        }
+    }
+}
+
+/// A target implemented outside this crate (tests, embedding applications).
+pub trait CustomTarget: Send {
+    /// Delivers `events`; see [`DeliveryError`] for partial failures.
+    fn deliver<'a>(
+        &'a mut self,
+        events: &'a [Box<RawValue>],
+    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+}
+
+/// Where events go. The CloudWatch Logs and EventBridge targets are further variants.
+pub enum Target {
+    /// NDJSON on stdout or in a file.
+    Ndjson(NdjsonTarget),
+    /// Any other implementation.
+    Custom(Box<dyn CustomTarget>),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Ndjson(target) => target.fmt(f),
+            Target::Custom(_) => f.write_str("Target::Custom"),
+        }
+    }
+}
+
+impl Target {
+    /// Delivers `events`.
+    pub async fn deliver(&mut self, events: &[Box<RawValue>]) -> Result<(), DeliveryError> {
+        match self {
+            Target::Ndjson(target) => target.deliver(events).await,
+            Target::Custom(target) => target.deliver(events).await,
+        }
+    }
+}
+
+/// Where dead letters go. The SQS dead-letter queue is a further variant.
+#[derive(Debug)]
+pub enum DeadLetterSink {
+    /// An NDJSON file.
+    File(DeadLetterFile),
+}
+
+impl DeadLetterSink {
+    /// Writes one dead letter durably.
+    pub async fn write(&mut self, letter: &DeadLetter<'_>) -> Result<(), RuntimeError> {
+        match self {
+            DeadLetterSink::File(file) => Ok(file.write(letter)?),
+        }
+    }
+
+    /// Where, for the summary.
+    pub fn describe(&self) -> String {
+        match self {
+            DeadLetterSink::File(file) => file.path().display().to_string(),
+        }
+    }
+}
+
+/// How the runtime retries and when it stops.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Retries of a failed delivery or a crashed enrichment (the pipe's MaximumRetryAttempts, capped).
+    pub max_retry_attempts: u32,
+    /// Split a batch whose enrichment fails and retry each half (OnPartialBatchItemFailure).
+    pub bisect: bool,
+    /// Sleeps between retries.
+    pub backoff: Backoff,
+    /// Stop after this many source batches (to simulate an interrupted run).
+    pub max_batches: Option<usize>,
+}
+
+/// One record in flight, with what the runtime needs of it.
+struct Record {
+    raw: Box<RawValue>,
+    event_id: Option<String>,
+    sequence_number: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RecordProbe<'a> {
+    #[serde(rename = "eventID", borrow)]
+    event_id: Option<std::borrow::Cow<'a, str>>,
+    dynamodb: Option<StreamProbe>,
+}
+
+#[derive(Deserialize)]
+struct StreamProbe {
+    #[serde(rename = "SequenceNumber")]
+    sequence_number: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct EventProbe<'a> {
+    #[serde(rename = "correlationId", borrow)]
+    correlation_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A runnable pipe.
+pub struct Runtime {
+    /// The pipe's logical id.
+    pub pipe: String,
+    /// Where records come from.
+    pub source: Source,
+    /// The pipe's filter criteria.
+    pub filters: FilterSet,
+    /// The enrichment.
+    pub enrichment: Enrichment,
+    /// Where events go.
+    pub target: Target,
+    /// Checkpoints per shard.
+    pub checkpoints: Checkpoints,
+    /// Where failed batches go.
+    pub dead_letters: DeadLetterSink,
+    /// Retries, bisection, limits.
+    pub policy: Policy,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("pipe", &self.pipe).field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Runs until the source has nothing more (or `max_batches`), then returns the summary.
+    pub async fn run(mut self) -> Result<Summary, RuntimeError> {
+        let started = Instant::now();
+        let mut summary = Summary { dead_letter_file: None, ..Summary::default() };
+        let progress = self.progress.then(|| progress_bar(self.source.total()));
+        let result = self.run_batches(&mut summary, progress.as_ref()).await;
+        self.enrichment.shutdown().await;
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
+        summary.set_elapsed(started.elapsed());
+        if summary.dead_lettered > 0 {
+            summary.dead_letter_file = Some(self.dead_letters.describe());
+        }
+        result.map(|()| summary)
+    }
+
+    async fn run_batches(
+        &mut self,
+        summary: &mut Summary,
+        progress: Option<&indicatif::ProgressBar>,
+    ) -> Result<(), RuntimeError> {
+        while self.policy.max_batches.is_none_or(|max| summary.batches < max) {
+            let Some(batch) = self.source.next_batch().await? else { break };
+            summary.batches += 1;
+            summary.read += batch.records.len();
+            let records = self.filter(batch.records, summary);
+            debug!(shard = %batch.shard_id, records = records.len(), "batch read");
+            if !records.is_empty() {
+                self.process(&batch.shard_id, records, summary).await?;
+            }
+            // Delivered or dead-lettered: either way the batch is done and must not be read again.
+            if let Some(sequence_number) = &batch.last_sequence_number {
+                self.checkpoints.commit(&batch.shard_id, sequence_number)?;
+            }
+            if let Some(bar) = progress {
+                bar.set_position(summary.read as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the records one of the pipe's patterns matches. A record that is not JSON an
+    /// object cannot match a pattern and is filtered out, as in Pipes.
+    fn filter(&self, raws: Vec<Box<RawValue>>, summary: &mut Summary) -> Vec<Record> {
+        let mut kept = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let passes = self.filters.is_empty()
+                || serde_json::from_str::<serde_json::Value>(raw.get()).is_ok_and(|value| self.filters.matches(&value));
+            if !passes {
+                summary.filtered_out += 1;
+                continue;
+            }
+            let probe = serde_json::from_str::<RecordProbe<'_>>(raw.get()).ok();
+            let event_id = probe.as_ref().and_then(|p| p.event_id.as_deref().map(str::to_owned));
+            let sequence_number =
+                probe.and_then(|p| p.dynamodb).and_then(|d| d.sequence_number).and_then(|n| match n {
+                    serde_json::Value::String(s) => Some(s),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                });
+            kept.push(Record { raw, event_id, sequence_number });
+        }
+        kept
+    }
+
+    /// Enriches and delivers one batch; a batch whose enrichment fails is bisected (or retried
+    /// when the failure may be transient) until it succeeds or a part is dead-lettered.
+    async fn process(
+        &mut self,
+        shard_id: &str,
+        records: Vec<Record>,
+        summary: &mut Summary,
+    ) -> Result<(), RuntimeError> {
+        // A stack of (records, attempts made); the first half is on top so order is kept.
+        let mut work = vec![(records, 0u32)];
+        while let Some((chunk, attempts)) = work.pop() {
+            let batch = batch_json(&chunk);
+            match self.enrichment.enrich(batch).await {
+                Ok(enriched) => {
+                    summary.enriched += enriched.events.len();
+                    summary.skipped += enriched.skipped;
+                    summary.failed += enriched.failed;
+                    self.deliver(shard_id, &chunk, enriched.events, summary).await?;
+                }
+                Err(failure) if failure.retryable && attempts < self.policy.max_retry_attempts => {
+                    warn!(records = chunk.len(), attempt = attempts + 1, reason = %failure.message, "enrichment failed, retrying");
+                    summary.retried += 1;
+                    tokio::time::sleep(self.policy.backoff.delay(attempts + 1)).await;
+                    work.push((chunk, attempts + 1));
+                }
+                Err(failure) if self.policy.bisect && chunk.len() > 1 => {
+                    warn!(records = chunk.len(), reason = %failure.message, "enrichment failed, bisecting the batch");
+                    summary.retried += 1;
+                    let mut first = chunk;
+                    let second = first.split_off(first.len() / 2);
+                    work.push((second, attempts + 1));
+                    work.push((first, attempts + 1));
+                }
+                Err(failure) => {
+                    summary.failed += chunk.len();
+                    let records: Vec<&Record> = chunk.iter().collect();
+                    self.dead_letter(Stage::Enrichment, &failure.message, attempts + 1, shard_id, &records, summary)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers `events` (of `records`), re-delivering only what failed, with backoff, up to
+    /// the retry limit; what is still undelivered then is dead-lettered with its records.
+    async fn deliver(
+        &mut self,
+        shard_id: &str,
+        records: &[Record],
+        events: Vec<Box<RawValue>>,
+        summary: &mut Summary,
+    ) -> Result<(), RuntimeError> {
+        let mut pending = events;
+        let mut attempts = 0u32;
+        while !pending.is_empty() {
+            attempts += 1;
+            let error = match self.target.deliver(&pending).await {
+                Ok(()) => {
+                    summary.delivered += pending.len();
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            let failed = failed_indices(&error, pending.len());
+            summary.delivered += pending.len() - failed.len();
+            let mut slots: Vec<Option<Box<RawValue>>> = pending.into_iter().map(Some).collect();
+            pending = failed.iter().filter_map(|&i| slots[i].take()).collect();
+            let give_up = error.retry == Retry::Permanent || attempts > self.policy.max_retry_attempts;
+            warn!(
+                failed = pending.len(),
+                attempt = attempts,
+                permanent = error.retry == Retry::Permanent,
+                reason = %error.message,
+                "delivery failed"
+            );
+            if give_up {
+                let undelivered = undelivered_records(records, &pending);
+                let reason = format!("{} event(s) not delivered: {}", pending.len(), error.message);
+                self.dead_letter(Stage::Delivery, &reason, attempts, shard_id, &undelivered, summary).await?;
+                return Ok(());
+            }
+            summary.retried += 1;
+            tokio::time::sleep(self.policy.backoff.delay(attempts)).await;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &mut self,
+        stage: Stage,
+        reason: &str,
+        attempts: u32,
+        shard_id: &str,
+        records: &[&Record],
+        summary: &mut Summary,
+    ) -> Result<(), RuntimeError> {
+        let raws: Vec<&RawValue> = records.iter().map(|r| &*r.raw).collect();
+        let letter = DeadLetter {
+            pipe: &self.pipe,
+            stage,
+            reason,
+            attempts,
+            shard_id,
+            first_sequence_number: records.iter().find_map(|r| r.sequence_number.as_deref()),
+            last_sequence_number: records.iter().rev().find_map(|r| r.sequence_number.as_deref()),
+            record_count: records.len(),
+            records: &raws,
+        };
+        let event_ids: Vec<&str> = records.iter().filter_map(|r| r.event_id.as_deref()).collect();
+        warn!(?stage, records = records.len(), event_ids = ?event_ids, reason, "batch dead-lettered");
+        self.dead_letters.write(&letter).await?;
+        summary.dead_lettered += records.len();
+        Ok(())
+    }
+}
+
+/// The indices a failed delivery asks to re-deliver (all when it names none).
+fn failed_indices(error: &DeliveryError, len: usize) -> Vec<usize> {
+    let mut failed: Vec<usize> = error.failed.iter().copied().filter(|&i| i < len).collect();
+    failed.sort_unstable();
+    failed.dedup();
+    if failed.is_empty() { (0..len).collect() } else { failed }
+}
+
+/// The records whose events are `undelivered` (matched by eventID = correlationId); all of
+/// them when an event cannot be matched, so a record is never lost.
+fn undelivered_records<'r>(records: &'r [Record], undelivered: &[Box<RawValue>]) -> Vec<&'r Record> {
+    let mut ids = Vec::with_capacity(undelivered.len());
+    for event in undelivered {
+        let id = serde_json::from_str::<EventProbe<'_>>(event.get()).ok().and_then(|p| p.correlation_id);
+        match id {
+            Some(id) if records.iter().any(|r| r.event_id.as_deref() == Some(&*id)) => ids.push(id.into_owned()),
+            _ => return records.iter().collect(),
+        }
+    }
+    records.iter().filter(|r| r.event_id.as_ref().is_some_and(|id| ids.contains(id))).collect()
+}
+
+/// The records as the JSON array Pipes hands the enrichment.
+fn batch_json(records: &[Record]) -> String {
+    let mut batch = String::with_capacity(2 + records.iter().map(|r| r.raw.get().len() + 1).sum::<usize>());
+    batch.push('[');
+    for (index, record) in records.iter().enumerate() {
+        if index > 0 {
+            batch.push(',');
+        }
+        batch.push_str(record.raw.get());
+    }
+    batch.push(']');
+    batch
+}
+
+fn progress_bar(total: Option<usize>) -> indicatif::ProgressBar {
+    let bar = match total {
+        Some(total) => indicatif::ProgressBar::new(total as u64),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} records ({per_sec})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,335 @@
+//! A file of stream records (a JSON array as Pipes sends it, or NDJSON: one record per line),
+//! stdin, or the embedded demo batch: the source that needs no AWS services.
+
+use std::{cmp::Ordering, collections::VecDeque, io::Read, path::PathBuf};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::SourceBatch;
+
+/// The checkpoint key (shard id) of a file source.
+pub const FILE_SHARD_ID: &str = "file";
+
+/// Why a file of records cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileSourceError {
+    /// The file (or stdin) cannot be read.
+    #[error("cannot read {input}: {source}")]
+    Read {
+        /// The file, or `stdin`.
+        input: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A JSON array input that does not parse. Only the position is given: messages of the
+    /// JSON parser can quote record content.
+    #[error("{input}: not a JSON array of records ({what} at line {line} column {column})")]
+    Array {
+        /// The file, or `stdin`.
+        input: String,
+        /// The kind of error.
+        what: &'static str,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// An NDJSON line that is not one JSON object.
+    #[error("{input} line {line}: {what}")]
+    Line {
+        /// The file, or `stdin`.
+        input: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        what: String,
+    },
+    /// A record of a JSON array that is not an object.
+    #[error("{input}: record {index} (0-based) is not a JSON object")]
+    NotAnObject {
+        /// The file, or `stdin`.
+        input: String,
+        /// Its position.
+        index: usize,
+    },
+}
+
+/// Where the records come from.
+#[derive(Debug, Clone)]
+pub enum FileInput {
+    /// Text compiled into the binary (the demo batch).
+    Embedded(&'static str),
+    /// A file.
+    Path(PathBuf),
+    /// Standard input.
+    Stdin,
+}
+
+impl FileInput {
+    fn name(&self) -> String {
+        match self {
+            FileInput::Embedded(_) => "the embedded demo batch".to_owned(),
+            FileInput::Path(path) => path.display().to_string(),
+            FileInput::Stdin => "stdin".to_owned(),
+        }
+    }
+}
+
+/// Settings of a file source.
+#[derive(Debug, Clone)]
+pub struct FileSourceOptions {
+    /// Records per batch (the pipe's `BatchSize`).
+    pub batch_size: usize,
+    /// `eventSourceARN` given to records that have none (the pipe's `Source`); `None` keeps records as they are.
+    pub source_arn: Option<String>,
+    /// Resume after this `dynamodb.SequenceNumber` (the checkpoint): records at or before it are
+    /// skipped. Records without a sequence number are always read (at-least-once).
+    pub resume_after: Option<String>,
+}
+
+/// One record and its sequence number.
+#[derive(Debug)]
+struct Record {
+    raw: Box<RawValue>,
+    sequence_number: Option<String>,
+}
+
+/// The records of a file, handed out in batches of `batch_size`.
+#[derive(Debug)]
+pub struct FileSource {
+    records: VecDeque<Record>,
+    batch_size: usize,
+    total: usize,
+    skipped_by_checkpoint: usize,
+}
+
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "eventSourceARN", borrow)]
+    event_source_arn: Option<&'a RawValue>,
+    dynamodb: Option<ProbeStream>,
+}
+
+#[derive(Deserialize)]
+struct ProbeStream {
+    #[serde(rename = "SequenceNumber")]
+    sequence_number: Option<serde_json::Value>,
+}
+
+impl FileSource {
+    /// Reads and checks every record of `input`.
+    pub fn open(input: &FileInput, options: &FileSourceOptions) -> Result<Self, FileSourceError> {
+        let name = input.name();
+        let read_error = |source| FileSourceError::Read { input: name.clone(), source };
+        let text = match input {
+            FileInput::Embedded(text) => (*text).to_owned(),
+            FileInput::Path(path) => std::fs::read_to_string(path).map_err(read_error)?,
+            FileInput::Stdin => {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).map_err(read_error)?;
+                text
+            }
+        };
+        let raws = parse_records(&text, &name)?;
+        let mut records = VecDeque::with_capacity(raws.len());
+        let mut skipped_by_checkpoint = 0;
+        for (position, raw) in raws {
+            let probe: Probe<'_> = serde_json::from_str(raw.get()).map_err(|_| match position {
+                Position::Line(line) => {
+                    FileSourceError::Line { input: name.clone(), line, what: "not a JSON object".to_owned() }
+                }
+                Position::Index(index) => FileSourceError::NotAnObject { input: name.clone(), index },
+            })?;
+            let has_source_arn = probe.event_source_arn.is_some();
+            let sequence_number = probe.dynamodb.and_then(|d| d.sequence_number).and_then(|n| match n {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            if let (Some(checkpoint), Some(sequence)) = (&options.resume_after, &sequence_number)
+                && compare_sequence_numbers(sequence, checkpoint) != Ordering::Greater
+            {
+                skipped_by_checkpoint += 1;
+                continue;
+            }
+            // Pipes hands records over compact; an NDJSON output needs them on one line too.
+            let raw = match crate::target::ndjson::single_line(raw.get()) {
+                Some(line) => RawValue::from_string(line).expect("whitespace removal keeps JSON valid"),
+                None => raw,
+            };
+            let raw = match &options.source_arn {
+                Some(arn) if !has_source_arn => with_source_arn(&raw, arn),
+                _ => raw,
+            };
+            records.push_back(Record { raw, sequence_number });
+        }
+        Ok(Self { total: records.len(), records, batch_size: options.batch_size.max(1), skipped_by_checkpoint })
+    }
+
+    /// Records to read (after the checkpoint), for a progress bar.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Records skipped because the checkpoint says they were delivered already.
+    pub fn skipped_by_checkpoint(&self) -> usize {
+        self.skipped_by_checkpoint
+    }
+
+    /// Every remaining record, unbatched.
+    pub fn into_records(self) -> impl Iterator<Item = Box<RawValue>> {
+        self.records.into_iter().map(|record| record.raw)
+    }
+
+    /// The next batch of at most `batch_size` records; `None` at the end of the file.
+    pub async fn next_batch(&mut self) -> Result<Option<SourceBatch>, FileSourceError> {
+        if self.records.is_empty() {
+            return Ok(None);
+        }
+        let take = self.batch_size.min(self.records.len());
+        let mut last_sequence_number = None;
+        let records = self
+            .records
+            .drain(..take)
+            .map(|record| {
+                if record.sequence_number.is_some() {
+                    last_sequence_number = record.sequence_number;
+                }
+                record.raw
+            })
+            .collect();
+        Ok(Some(SourceBatch { shard_id: FILE_SHARD_ID.to_owned(), records, last_sequence_number }))
+    }
+}
+
+enum Position {
+    Line(usize),
+    Index(usize),
+}
+
+/// A JSON array, or NDJSON (blank lines allowed).
+fn parse_records(text: &str, name: &str) -> Result<Vec<(Position, Box<RawValue>)>, FileSourceError> {
+    if text.trim_start().starts_with('[') {
+        let records: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(|error| FileSourceError::Array {
+            input: name.to_owned(),
+            what: json_error_kind(&error),
+            line: error.line(),
+            column: error.column(),
+        })?;
+        return Ok(records.into_iter().enumerate().map(|(i, raw)| (Position::Index(i), raw)).collect());
+    }
+    let mut records = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let raw: Box<RawValue> = serde_json::from_str(line).map_err(|error| FileSourceError::Line {
+            input: name.to_owned(),
+            line: index + 1,
+            what: format!("{} at column {}", json_error_kind(&error), error.column()),
+        })?;
+        records.push((Position::Line(index + 1), raw));
+    }
+    Ok(records)
+}
+
+fn json_error_kind(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Eof => "truncated JSON",
+        serde_json::error::Category::Data => "unexpected JSON",
+        serde_json::error::Category::Io => "unreadable input",
+    }
+}
+
+/// The record with `eventSourceARN` added (the record is known to be an object).
+fn with_source_arn(raw: &RawValue, arn: &str) -> Box<RawValue> {
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw.get()).expect("checked to be an object");
+    object.insert("eventSourceARN".to_owned(), arn.into());
+    serde_json::value::to_raw_value(&object).expect("a map always serializes")
+}
+
+/// Orders DynamoDB sequence numbers (decimal strings of up to 40 digits) numerically.
+pub fn compare_sequence_numbers(a: &str, b: &str) -> Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(batch_size: usize, resume_after: Option<&str>) -> FileSourceOptions {
+        FileSourceOptions {
+            batch_size,
+            source_arn: Some("arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/S".to_owned()),
+            resume_after: resume_after.map(str::to_owned),
+        }
+    }
+
+    fn record(id: &str, sequence: u64) -> String {
+        format!(r#"{{"eventID":"{id}","eventName":"REMOVE","dynamodb":{{"SequenceNumber":"{sequence}"}}}}"#)
+    }
+
+    async fn drain(source: &mut FileSource) -> Vec<SourceBatch> {
+        let mut batches = Vec::new();
+        while let Some(batch) = source.next_batch().await.unwrap() {
+            batches.push(batch);
+        }
+        batches
+    }
+
+    #[tokio::test]
+    async fn ndjson_in_batches_with_the_source_arn_added() {
+        let text = format!("{}\n\n{}\n{}\n", record("a", 1), record("b", 2), record("c", 10));
+        let mut source = FileSource::open(&FileInput::Embedded(text.leak()), &options(2, None)).unwrap();
+        assert_eq!(source.total(), 3);
+        let batches = drain(&mut source).await;
+        assert_eq!(batches.iter().map(|b| b.records.len()).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(batches[0].last_sequence_number.as_deref(), Some("2"));
+        assert_eq!(batches[1].last_sequence_number.as_deref(), Some("10"));
+        assert_eq!(batches[0].shard_id, FILE_SHARD_ID);
+        let first: serde_json::Value = serde_json::from_str(batches[0].records[0].get()).unwrap();
+        assert_eq!(first["eventSourceARN"], "arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/S");
+    }
+
+    #[tokio::test]
+    async fn a_json_array_keeps_its_own_source_arn_and_resumes_after_the_checkpoint() {
+        let text = r#"[{"eventID":"a","eventSourceARN":"mine","dynamodb":{"SequenceNumber":"9"}},
+                       {"eventID":"b","dynamodb":{"SequenceNumber":"10"}},
+                       {"eventID":"c"}]"#;
+        let mut source = FileSource::open(&FileInput::Embedded(text), &options(10, Some("9"))).unwrap();
+        assert_eq!((source.total(), source.skipped_by_checkpoint()), (2, 1));
+        let batches = drain(&mut source).await;
+        let ids: Vec<serde_json::Value> =
+            batches[0].records.iter().map(|r| serde_json::from_str(r.get()).unwrap()).collect();
+        assert_eq!((ids[0]["eventID"].as_str(), ids[1]["eventID"].as_str()), (Some("b"), Some("c")));
+        let mut source = FileSource::open(&FileInput::Embedded(text), &options(10, None)).unwrap();
+        let first: serde_json::Value = serde_json::from_str(drain(&mut source).await[0].records[0].get()).unwrap();
+        assert_eq!(first["eventSourceARN"], "mine");
+    }
+
+    #[test]
+    fn malformed_input_names_the_line_and_quotes_nothing() {
+        let text = format!("{}\n{{\"firstName\": \"Quennell\"\n", record("a", 1));
+        let error = FileSource::open(&FileInput::Embedded(text.leak()), &options(1, None)).unwrap_err();
+        assert!(matches!(error, FileSourceError::Line { line: 2, .. }), "{error}");
+        assert!(!error.to_string().contains("Quennell"));
+        let error = FileSource::open(&FileInput::Embedded("[\"Quennell\"]"), &options(1, None)).unwrap_err();
+        assert!(matches!(error, FileSourceError::NotAnObject { index: 0, .. }), "{error}");
+        let error = FileSource::open(&FileInput::Embedded("[{\"a\": 1},"), &options(1, None)).unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
+        let error = FileSource::open(&FileInput::Path("/nonexistent/records.json".into()), &options(1, None));
+        assert!(error.unwrap_err().to_string().contains("/nonexistent/records.json"));
+    }
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert_eq!(compare_sequence_numbers("9", "10"), Ordering::Less);
+        assert_eq!(compare_sequence_numbers("0010", "10"), Ordering::Equal);
+        assert_eq!(compare_sequence_numbers("900000000000000000000002", "900000000000000000000001"), Ordering::Greater);
+    }
+}
