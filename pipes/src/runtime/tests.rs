@@ -1,1 +1,238 @@
+use std::{
+    collections::VecDeque,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use serde_json::Value;
+
+use super::*;
+use crate::{
+    source::file::{FileInput, FileSourceOptions},
+    template::Template,
+};
+
+/// `count` REMOVE records `e0..`, sequence numbers `1..`; those in `bad` lack their Keys.
+fn records(count: usize, bad: &[usize]) -> String {
+    (0..count)
+        .map(|i| {
+            let keys = if bad.contains(&i) { String::new() } else { format!(r#""Keys":{{"id":{{"S":"p{i}"}}}},"#) };
+            format!(r#"{{"eventID":"e{i}","eventName":"REMOVE","dynamodb":{{{keys}"SequenceNumber":"{}"}}}}"#, i + 1)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a scripted target was given, and what it answers next.
+#[derive(Clone, Default)]
+struct Script {
+    delivered: Arc<Mutex<Vec<Value>>>,
+    attempts: Arc<Mutex<usize>>,
+    answers: Arc<Mutex<VecDeque<Result<(), DeliveryError>>>>,
+}
+
+impl Script {
+    fn answering(answers: Vec<Result<(), DeliveryError>>) -> Self {
+        Self { answers: Arc::new(Mutex::new(answers.into())), ..Self::default() }
+    }
+
+    fn correlation_ids(&self) -> Vec<String> {
+        let delivered = self.delivered.lock().unwrap();
+        delivered.iter().map(|e| e["correlationId"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+impl CustomTarget for Script {
+    fn deliver<'a>(
+        &'a mut self,
+        events: &'a [Box<RawValue>],
+    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
+        Box::pin(async move {
+            *self.attempts.lock().unwrap() += 1;
+            let answer = self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()));
+            // Keep what was accepted: everything on success, all but `failed` on a partial failure.
+            let accepted: Vec<usize> = match &answer {
+                Ok(()) => (0..events.len()).collect(),
+                Err(error) if !error.failed.is_empty() => {
+                    (0..events.len()).filter(|i| !error.failed.contains(i)).collect()
+                }
+                Err(_) => Vec::new(),
+            };
+            let mut delivered = self.delivered.lock().unwrap();
+            delivered.extend(accepted.iter().map(|&i| serde_json::from_str::<Value>(events[i].get()).unwrap()));
+            answer
+        })
+    }
+}
+
+struct Setup {
+    parameters: Vec<String>,
+    input: String,
+    dead_letter: std::path::PathBuf,
+    state: Option<std::path::PathBuf>,
+    max_batches: Option<usize>,
+}
+
+fn runtime(setup: &Setup, target: Target) -> Runtime {
+    let template = Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
+    let pipe = template.pipe(None, &setup.parameters).unwrap();
+    let checkpoints = match &setup.state {
+        Some(path) => Checkpoints::load(path).unwrap(),
+        None => Checkpoints::in_memory(),
+    };
+    let options = FileSourceOptions {
+        batch_size: pipe.stream.batch_size,
+        source_arn: Some(pipe.source_arn.clone()),
+        resume_after: checkpoints.get("file").map(str::to_owned),
+    };
+    let input = FileInput::Embedded(setup.input.clone().leak());
+    Runtime {
+        pipe: pipe.logical_id.clone(),
+        source: Source::File(FileSource::open(&input, &options).unwrap()),
+        filters: pipe.filters.clone(),
+        enrichment: Enrichment::in_process(pipe.enrichment.as_ref().unwrap()).unwrap(),
+        target,
+        checkpoints,
+        dead_letters: DeadLetterSink::File(DeadLetterFile::new(&setup.dead_letter)),
+        policy: Policy {
+            max_retry_attempts: pipe.stream.local_retry_attempts(),
+            bisect: pipe.stream.bisect_on_failure,
+            backoff: Backoff { base: Duration::from_millis(1), cap: Duration::from_millis(4) },
+            max_batches: setup.max_batches,
+        },
+        progress: false,
+    }
+}
+
+fn setup(dir: &Path, parameters: &[&str], input: String) -> Setup {
+    Setup {
+        parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+        input,
+        dead_letter: dir.join("dead-letter.ndjson"),
+        state: None,
+        max_batches: None,
+    }
+}
+
+fn dead_letters(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.lines().map(|line| serde_json::from_str(line).unwrap()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("e{i}")).collect()
+}
+
+#[tokio::test]
+async fn a_target_failing_k_times_then_succeeding_gets_everything_once_after_k_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::answering(vec![
+        Err(DeliveryError::retryable("ThrottlingException")),
+        Err(DeliveryError::retryable("HTTP 503")),
+        Err(DeliveryError::retryable("HTTP 500")),
+    ]);
+    let setup = setup(dir.path(), &["BatchSize=4"], records(6, &[]));
+    let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    assert_eq!(script.correlation_ids(), ids(0..6));
+    assert_eq!((summary.read, summary.enriched, summary.delivered), (6, 6, 6));
+    assert_eq!((summary.retried, summary.dead_lettered, summary.batches), (3, 0, 2));
+    assert_eq!(*script.attempts.lock().unwrap(), 5);
+    assert!(dead_letters(&setup.dead_letter).is_empty());
+}
+
+#[tokio::test]
+async fn a_partial_failure_redelivers_only_the_failed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let partial = DeliveryError { retry: Retry::Retryable, failed: vec![1, 3], message: "2 entries failed".into() };
+    let script = Script::answering(vec![Err(partial)]);
+    let setup = setup(dir.path(), &[], records(5, &[]));
+    let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    assert_eq!(script.correlation_ids(), ["e0", "e2", "e4", "e1", "e3"]);
+    assert_eq!((summary.delivered, summary.retried), (5, 1));
+}
+
+#[tokio::test]
+async fn a_target_that_always_fails_dead_letters_the_batch_with_its_records_and_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = (0..3).map(|_| Err(DeliveryError::retryable("HTTP 503"))).collect();
+    let script = Script::answering(failures);
+    let mut setup = setup(dir.path(), &["BatchSize=3", "MaximumRetryAttempts=2"], records(5, &[]));
+    setup.state = Some(dir.path().join("state.json"));
+    let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    // First batch: 1 try + 2 retries, then dead-lettered; the second batch goes through.
+    assert_eq!(script.correlation_ids(), ids(3..5));
+    assert_eq!((summary.delivered, summary.retried, summary.dead_lettered), (2, 2, 3));
+    let letters = dead_letters(&setup.dead_letter);
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!((letter["stage"].as_str(), letter["attempts"].as_u64()), (Some("delivery"), Some(3)));
+    assert_eq!((letter["shardId"].as_str(), letter["pipe"].as_str()), (Some("file"), Some("PatientPipe")));
+    assert_eq!((letter["firstSequenceNumber"].as_str(), letter["lastSequenceNumber"].as_str()), (Some("1"), Some("3")));
+    let record_ids: Vec<&str> =
+        letter["records"].as_array().unwrap().iter().map(|r| r["eventID"].as_str().unwrap()).collect();
+    assert_eq!(record_ids, ["e0", "e1", "e2"]);
+    assert!(letter["reason"].as_str().unwrap().contains("HTTP 503"));
+    // Dead-lettered counts as done: the checkpoint moved past it.
+    assert_eq!(Checkpoints::load(setup.state.as_ref().unwrap()).unwrap().get("file"), Some("5"));
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_not_retried_and_dead_letters_only_the_failed_events_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let too_large = DeliveryError { retry: Retry::Permanent, failed: vec![2], message: "event too large".into() };
+    let script = Script::answering(vec![Err(too_large)]);
+    let setup = setup(dir.path(), &[], records(4, &[]));
+    let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    assert_eq!(script.correlation_ids(), ["e0", "e1", "e3"]);
+    assert_eq!((summary.delivered, summary.retried, summary.dead_lettered), (3, 0, 1));
+    let letters = dead_letters(&setup.dead_letter);
+    assert_eq!(letters[0]["records"][0]["eventID"], "e2");
+    assert_eq!(letters[0]["recordCount"], 1);
+}
+
+#[tokio::test]
+async fn fail_batch_with_one_bad_record_bisects_down_to_it_and_delivers_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::default();
+    let setup = setup(dir.path(), &["ErrorPolicy=fail-batch", "BatchSize=8"], records(11, &[5]));
+    let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    let expected: Vec<String> = ids(0..11).into_iter().filter(|id| id != "e5").collect();
+    assert_eq!(script.correlation_ids(), expected, "the others are delivered, in order");
+    assert_eq!((summary.delivered, summary.dead_lettered, summary.failed), (10, 1, 1));
+    // 8 -> 4+4 -> 2+2 -> 1+1: three bisections.
+    assert_eq!(summary.retried, 3);
+    let letters = dead_letters(&setup.dead_letter);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["stage"], "enrichment");
+    assert_eq!(letters[0]["records"].as_array().unwrap().len(), 1);
+    assert_eq!(letters[0]["records"][0]["eventID"], "e5");
+    assert!(letters[0]["reason"].as_str().unwrap().contains("RecordFailed"), "{}", letters[0]["reason"]);
+}
+
+#[tokio::test]
+async fn the_filter_drops_what_no_pattern_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::default();
+    let setup = setup(dir.path(), &["StreamEventNames=INSERT,MODIFY"], records(3, &[]));
+    let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    assert_eq!((summary.read, summary.filtered_out, summary.enriched, summary.delivered), (3, 3, 0, 0));
+    assert!(script.correlation_ids().is_empty());
+}
+
+#[tokio::test]
+async fn an_interrupted_run_resumes_after_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::default();
+    let mut setup = setup(dir.path(), &["BatchSize=2"], records(7, &[]));
+    setup.state = Some(dir.path().join("state.json"));
+    setup.max_batches = Some(2);
+    let first = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    assert_eq!((first.batches, first.delivered), (2, 4));
+    setup.max_batches = None;
+    let second = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    assert_eq!((second.read, second.delivered), (3, 3));
+    assert_eq!(script.correlation_ids(), ids(0..7));
+}
