@@ -1,6 +1,8 @@
 //! Shared support of the end-to-end tests: the workspace's fixtures, the official HL7 FHIR R4
 //! JSON schema, a diff-printing JSON assertion and log capture.
 
+pub mod binaries;
+
 use std::{
     collections::HashMap,
     io,
