@@ -243,3 +243,53 @@ async fn the_real_lambda_binary_gives_the_same_events_as_in_process() {
     assert_eq!(letters[0]["records"][0]["eventID"], "d0e0000000000000000000000000004d");
     assert!(letters[0]["reason"].as_str().unwrap().contains("RecordFailed"), "{}", letters[0]["reason"]);
 }
+
+#[test]
+fn live_ndjson_on_stdin_is_batched_by_the_batching_window() {
+    use std::io::{BufRead, BufReader};
+    let binary = fhir_pipes();
+    let dir = tempfile::tempdir().unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let records: Vec<Value> = serde_json::from_str(&read(&fixtures_dir().join("patient/demo.input.json"))).unwrap();
+    let mut child = Command::new(&binary)
+        .args(["run", "--quiet", "--input", "-", "--parameter", "BatchSize=10", "--summary-json"])
+        .arg(&summary_path)
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Records 0 and 3 (an INSERT and a bad INSERT): two events, though the batch is not full.
+    writeln!(stdin, "{}\n{}", records[0], records[3]).unwrap();
+    stdin.flush().unwrap();
+    // Should the window never close the batch, a watchdog ends the input after a minute; the
+    // batch count below then shows it.
+    let (finished, done) = std::sync::mpsc::channel::<()>();
+    let stdin = std::sync::Arc::new(std::sync::Mutex::new(Some(stdin)));
+    let held = std::sync::Arc::clone(&stdin);
+    std::thread::spawn(move || {
+        if done.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            held.lock().unwrap().take();
+        }
+    });
+    let mut first = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        first.push(serde_json::from_str::<Value>(&line).unwrap()["correlationId"].clone());
+    }
+    finished.send(()).unwrap();
+    let stdin = stdin.lock().unwrap().take();
+    if let Some(mut stdin) = stdin {
+        writeln!(stdin, "{}", records[4]).unwrap();
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(first, ["d0e0000000000000000000000000001a", "d0e0000000000000000000000000004d"]);
+    assert_eq!(rest.lines().count(), 1);
+    let summary: Summary = serde_json::from_str(&read(&summary_path)).unwrap();
+    assert_eq!((summary.batches, summary.read, summary.delivered), (2, 3, 3));
+}

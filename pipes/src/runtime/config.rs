@@ -80,7 +80,10 @@ impl RunConfig {
             source_arn: Some(pipe.source_arn.clone()),
             resume_after: checkpoints.get(FILE_SHARD_ID).map(str::to_owned),
         };
-        let source = Source::File(FileSource::open(&input, &options)?);
+        let source = match input {
+            FileInput::Stdin => Source::File(FileSource::stdin(&options, pipe.stream.maximum_batching_window).await?),
+            input => Source::File(FileSource::open(&input, &options)?),
+        };
         let enrichment = match (&pipe.enrichment, &self.enricher_binary) {
             (Some(function), Some(binary)) => Enrichment::binary(function, binary).await?,
             (Some(function), None) => Enrichment::in_process(function)?,

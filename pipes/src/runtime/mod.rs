@@ -12,7 +12,7 @@ mod enrichment;
 mod lambda_api;
 mod summary;
 
-use std::{future::Future, pin::Pin, time::Instant};
+use std::{future::Future, ops::Not, pin::Pin, time::Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -86,7 +86,7 @@ impl Source {
     /// How many records will be read, when known (for the progress bar).
     pub fn total(&self) -> Option<usize> {
         match self {
-            Source::File(source) => Some(source.total()),
+            Source::File(source) => source.is_live().not().then(|| source.total()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A file of stream records (a JSON array as Pipes sends it, or NDJSON: one record per line),
 //! stdin, or the embedded demo batch: the source that needs no AWS services.
 
-use std::{cmp::Ordering, collections::VecDeque, io::Read, path::PathBuf};
+use std::{cmp::Ordering, collections::VecDeque, io::Read, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -102,6 +102,16 @@ pub struct FileSource {
     batch_size: usize,
     total: usize,
     skipped_by_checkpoint: usize,
+    options: FileSourceOptions,
+    /// Live NDJSON on stdin, read as it comes (batches wait up to `window` to fill).
+    stream: Option<LineStream>,
+}
+
+#[derive(Debug)]
+struct LineStream {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>,
+    line: usize,
+    window: Duration,
 }
 
 #[derive(Deserialize)]
@@ -131,45 +141,141 @@ impl FileSource {
                 text
             }
         };
-        let raws = parse_records(&text, &name)?;
-        let mut records = VecDeque::with_capacity(raws.len());
-        let mut skipped_by_checkpoint = 0;
-        for (position, raw) in raws {
-            let probe: Probe<'_> = serde_json::from_str(raw.get()).map_err(|_| match position {
-                Position::Line(line) => {
-                    FileSourceError::Line { input: name.clone(), line, what: "not a JSON object".to_owned() }
-                }
-                Position::Index(index) => FileSourceError::NotAnObject { input: name.clone(), index },
-            })?;
-            let has_source_arn = probe.event_source_arn.is_some();
-            let sequence_number = probe.dynamodb.and_then(|d| d.sequence_number).and_then(|n| match n {
-                serde_json::Value::String(s) => Some(s),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-            if let (Some(checkpoint), Some(sequence)) = (&options.resume_after, &sequence_number)
-                && compare_sequence_numbers(sequence, checkpoint) != Ordering::Greater
-            {
-                skipped_by_checkpoint += 1;
-                continue;
-            }
-            // Pipes hands records over compact; an NDJSON output needs them on one line too.
-            let raw = match crate::target::ndjson::single_line(raw.get()) {
-                Some(line) => RawValue::from_string(line).expect("whitespace removal keeps JSON valid"),
-                None => raw,
-            };
-            let raw = match &options.source_arn {
-                Some(arn) if !has_source_arn => with_source_arn(&raw, arn),
-                _ => raw,
-            };
-            records.push_back(Record { raw, sequence_number });
-        }
-        Ok(Self { total: records.len(), records, batch_size: options.batch_size.max(1), skipped_by_checkpoint })
+        Self::from_text(&text, &name, options)
     }
 
-    /// Records to read (after the checkpoint), for a progress bar.
+    fn from_text(text: &str, name: &str, options: &FileSourceOptions) -> Result<Self, FileSourceError> {
+        let mut source = Self {
+            records: VecDeque::new(),
+            batch_size: options.batch_size.max(1),
+            total: 0,
+            skipped_by_checkpoint: 0,
+            options: options.clone(),
+            stream: None,
+        };
+        for (position, raw) in parse_records(text, name)? {
+            if let Some(record) = source.accept(raw, position, name)? {
+                source.records.push_back(record);
+            }
+        }
+        source.total = source.records.len();
+        Ok(source)
+    }
+
+    /// Stdin read as it comes: NDJSON is batched live (a batch is handed over when it holds
+    /// `batch_size` records or `window` has passed since its first record, as Pipes does); a
+    /// JSON array is read whole.
+    pub async fn stdin(options: &FileSourceOptions, window: Duration) -> Result<Self, FileSourceError> {
+        use tokio::io::AsyncBufReadExt;
+        let name = FileInput::Stdin.name();
+        let read_error = |source| FileSourceError::Read { input: name.clone(), source };
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        let mut line = 0;
+        let mut source = Self::from_text("", &name, options)?;
+        while let Some(text) = lines.next_line().await.map_err(read_error)? {
+            line += 1;
+            if text.trim().is_empty() {
+                continue;
+            }
+            if text.trim_start().starts_with('[') {
+                // A JSON array: the rest of the input belongs to it.
+                let mut whole = "\n".repeat(line - 1) + &text + "\n";
+                while let Some(more) = lines.next_line().await.map_err(read_error)? {
+                    whole.push_str(&more);
+                    whole.push('\n');
+                }
+                return Self::from_text(&whole, &name, options);
+            }
+            if let Some(record) = source.accept(parse_line(&text, line, &name)?, Position::Line(line), &name)? {
+                source.records.push_back(record);
+            }
+            break;
+        }
+        source.stream = Some(LineStream { lines, line, window });
+        Ok(source)
+    }
+
+    /// Checks one record: `None` when the checkpoint says it was delivered already.
+    fn accept(
+        &mut self,
+        raw: Box<RawValue>,
+        position: Position,
+        name: &str,
+    ) -> Result<Option<Record>, FileSourceError> {
+        let probe: Probe<'_> = serde_json::from_str(raw.get()).map_err(|_| match position {
+            Position::Line(line) => {
+                FileSourceError::Line { input: name.to_owned(), line, what: "not a JSON object".to_owned() }
+            }
+            Position::Index(index) => FileSourceError::NotAnObject { input: name.to_owned(), index },
+        })?;
+        let has_source_arn = probe.event_source_arn.is_some();
+        let sequence_number = probe.dynamodb.and_then(|d| d.sequence_number).and_then(|n| match n {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        if let (Some(checkpoint), Some(sequence)) = (&self.options.resume_after, &sequence_number)
+            && compare_sequence_numbers(sequence, checkpoint) != Ordering::Greater
+        {
+            self.skipped_by_checkpoint += 1;
+            return Ok(None);
+        }
+        // Pipes hands records over compact; an NDJSON output needs them on one line too.
+        let raw = match crate::target::ndjson::single_line(raw.get()) {
+            Some(line) => RawValue::from_string(line).expect("whitespace removal keeps JSON valid"),
+            None => raw,
+        };
+        let raw = match &self.options.source_arn {
+            Some(arn) if !has_source_arn => with_source_arn(&raw, arn),
+            _ => raw,
+        };
+        Ok(Some(Record { raw, sequence_number }))
+    }
+
+    /// Reads live lines until the batch is full, the window has passed or the input ends.
+    async fn fill_from_stream(&mut self) -> Result<(), FileSourceError> {
+        let Some(mut stream) = self.stream.take() else { return Ok(()) };
+        let name = FileInput::Stdin.name();
+        let mut deadline = (!self.records.is_empty()).then(|| tokio::time::Instant::now() + stream.window);
+        let mut ended = false;
+        while self.records.len() < self.batch_size {
+            let next = match deadline {
+                // `next_line` is cancellation safe: a line cut off by the window is read next time.
+                Some(deadline) => match tokio::time::timeout_at(deadline, stream.lines.next_line()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => stream.lines.next_line().await,
+            };
+            let Some(text) = next.map_err(|source| FileSourceError::Read { input: name.clone(), source })? else {
+                ended = true;
+                break;
+            };
+            stream.line += 1;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let raw = parse_line(&text, stream.line, &name)?;
+            if let Some(record) = self.accept(raw, Position::Line(stream.line), &name)? {
+                self.records.push_back(record);
+                self.total += 1;
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + stream.window);
+            }
+        }
+        if !ended {
+            self.stream = Some(stream);
+        }
+        Ok(())
+    }
+
+    /// Records to read (after the checkpoint), for a progress bar; for live stdin, those seen so far.
     pub fn total(&self) -> usize {
         self.total
+    }
+
+    /// Whether records are still read live from stdin (the total is not known).
+    pub fn is_live(&self) -> bool {
+        self.stream.is_some()
     }
 
     /// Records skipped because the checkpoint says they were delivered already.
@@ -184,6 +290,7 @@ impl FileSource {
 
     /// The next batch of at most `batch_size` records; `None` at the end of the file.
     pub async fn next_batch(&mut self) -> Result<Option<SourceBatch>, FileSourceError> {
+        self.fill_from_stream().await?;
         if self.records.is_empty() {
             return Ok(None);
         }
@@ -224,14 +331,17 @@ fn parse_records(text: &str, name: &str) -> Result<Vec<(Position, Box<RawValue>)
         if line.trim().is_empty() {
             continue;
         }
-        let raw: Box<RawValue> = serde_json::from_str(line).map_err(|error| FileSourceError::Line {
-            input: name.to_owned(),
-            line: index + 1,
-            what: format!("{} at column {}", json_error_kind(&error), error.column()),
-        })?;
-        records.push((Position::Line(index + 1), raw));
+        records.push((Position::Line(index + 1), parse_line(line, index + 1, name)?));
     }
     Ok(records)
+}
+
+fn parse_line(text: &str, line: usize, name: &str) -> Result<Box<RawValue>, FileSourceError> {
+    serde_json::from_str(text).map_err(|error| FileSourceError::Line {
+        input: name.to_owned(),
+        line,
+        what: format!("{} at column {}", json_error_kind(&error), error.column()),
+    })
 }
 
 fn json_error_kind(error: &serde_json::Error) -> &'static str {
