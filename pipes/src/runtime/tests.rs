@@ -236,3 +236,30 @@ async fn an_interrupted_run_resumes_after_its_checkpoint() {
     assert_eq!((second.read, second.delivered), (3, 3));
     assert_eq!(script.correlation_ids(), ids(0..7));
 }
+
+#[tokio::test]
+async fn an_enricher_process_that_dies_is_retried_restarted_then_its_records_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::default();
+    let setup = setup(dir.path(), &["MaximumRetryAttempts=1", "BatchSize=2"], records(2, &[]));
+    let mut runtime = runtime(&setup, Target::Custom(Box::new(script.clone())));
+    // A "Lambda binary" that exits at once without asking for work.
+    let function = Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml"))
+        .unwrap()
+        .pipe(None, &[])
+        .unwrap()
+        .enrichment
+        .unwrap();
+    runtime.enrichment = Enrichment::binary(&function, Path::new("true")).await.unwrap();
+    let summary = runtime.run().await.unwrap();
+    assert!(script.correlation_ids().is_empty());
+    // One retry of the pair, one bisection, then each record alone has used up its retries.
+    assert_eq!((summary.retried, summary.dead_lettered, summary.delivered), (2, 2, 0));
+    let letters = dead_letters(&setup.dead_letter);
+    assert_eq!(letters.len(), 2);
+    for (letter, id) in letters.iter().zip(["e0", "e1"]) {
+        assert_eq!(letter["stage"], "enrichment");
+        assert_eq!(letter["records"][0]["eventID"], id);
+        assert!(letter["reason"].as_str().unwrap().contains("exited"), "{}", letter["reason"]);
+    }
+}
