@@ -121,6 +121,7 @@ impl RunConfig {
                 bisect: pipe.stream.bisect_on_failure,
                 backoff,
                 max_batches: self.max_batches,
+                maximum_record_age: pipe.stream.maximum_record_age(),
             },
             progress: self.progress,
         };

@@ -28,6 +28,8 @@ pub enum Stage {
     Enrichment,
     /// The target did not accept their events.
     Delivery,
+    /// The records were older than the pipe's MaximumRecordAgeInSeconds.
+    Expired,
 }
 
 /// One dead-lettered batch.

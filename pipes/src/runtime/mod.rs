@@ -161,6 +161,9 @@ pub struct Policy {
     pub backoff: Backoff,
     /// Stop after this many source batches (to simulate an interrupted run).
     pub max_batches: Option<usize>,
+    /// Records older than this (by `dynamodb.ApproximateCreationDateTime`) are dead-lettered
+    /// unprocessed (the pipe's MaximumRecordAgeInSeconds; `None` = no limit).
+    pub maximum_record_age: Option<std::time::Duration>,
 }
 
 /// One record in flight, with what the runtime needs of it.
@@ -181,6 +184,8 @@ struct RecordProbe<'a> {
 struct StreamProbe {
     #[serde(rename = "SequenceNumber")]
     sequence_number: Option<serde_json::Value>,
+    #[serde(rename = "ApproximateCreationDateTime")]
+    created: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -244,8 +249,14 @@ impl Runtime {
             let Some(batch) = self.source.next_batch().await? else { break };
             summary.batches += 1;
             summary.read += batch.records.len();
-            let records = self.filter(batch.records, summary);
+            let (records, expired) = self.filter(batch.records, summary);
             debug!(shard = %batch.shard_id, records = records.len(), "batch read");
+            if !expired.is_empty() {
+                let age = self.policy.maximum_record_age.unwrap_or_default().as_secs();
+                let reason = format!("older than MaximumRecordAgeInSeconds ({age} s)");
+                let expired: Vec<&Record> = expired.iter().collect();
+                self.dead_letter(Stage::Expired, &reason, 0, &batch.shard_id, &expired, summary).await?;
+            }
             if !records.is_empty() {
                 self.process(&batch.shard_id, records, summary).await?;
             }
@@ -260,10 +271,15 @@ impl Runtime {
         Ok(())
     }
 
-    /// Keeps the records one of the pipe's patterns matches. A record that is not JSON an
-    /// object cannot match a pattern and is filtered out, as in Pipes.
-    fn filter(&self, raws: Vec<Box<RawValue>>, summary: &mut Summary) -> Vec<Record> {
+    /// Keeps the records one of the pipe's patterns matches (a record that is not a JSON
+    /// object cannot match and is filtered out, as in Pipes), setting apart those too old.
+    fn filter(&self, raws: Vec<Box<RawValue>>, summary: &mut Summary) -> (Vec<Record>, Vec<Record>) {
+        let oldest = self.policy.maximum_record_age.map(|age| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            now.saturating_sub(age).as_secs_f64()
+        });
         let mut kept = Vec::with_capacity(raws.len());
+        let mut expired = Vec::new();
         for raw in raws {
             let passes = self.filters.is_empty()
                 || serde_json::from_str::<serde_json::Value>(raw.get()).is_ok_and(|value| self.filters.matches(&value));
@@ -273,15 +289,20 @@ impl Runtime {
             }
             let probe = serde_json::from_str::<RecordProbe<'_>>(raw.get()).ok();
             let event_id = probe.as_ref().and_then(|p| p.event_id.as_deref().map(str::to_owned));
-            let sequence_number =
-                probe.and_then(|p| p.dynamodb).and_then(|d| d.sequence_number).and_then(|n| match n {
-                    serde_json::Value::String(s) => Some(s),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                });
-            kept.push(Record { raw, event_id, sequence_number });
+            let stream = probe.and_then(|p| p.dynamodb);
+            let created = stream.as_ref().and_then(|d| d.created.as_ref()).and_then(serde_json::Value::as_f64);
+            let sequence_number = stream.and_then(|d| d.sequence_number).and_then(|n| match n {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            let record = Record { raw, event_id, sequence_number };
+            match (oldest, created) {
+                (Some(oldest), Some(created)) if created < oldest => expired.push(record),
+                _ => kept.push(record),
+            }
         }
-        kept
+        (kept, expired)
     }
 
     /// Enriches and delivers one batch; a batch whose enrichment fails is bisected (or retried

@@ -100,6 +100,7 @@ fn runtime(setup: &Setup, target: Target) -> Runtime {
             bisect: pipe.stream.bisect_on_failure,
             backoff: Backoff { base: Duration::from_millis(1), cap: Duration::from_millis(4) },
             max_batches: setup.max_batches,
+            maximum_record_age: pipe.stream.maximum_record_age(),
         },
         progress: false,
     }
@@ -262,4 +263,28 @@ async fn an_enricher_process_that_dies_is_retried_restarted_then_its_records_dea
         assert_eq!(letter["records"][0]["eventID"], id);
         assert!(letter["reason"].as_str().unwrap().contains("exited"), "{}", letter["reason"]);
     }
+}
+
+#[tokio::test]
+async fn records_older_than_the_maximum_record_age_are_dead_lettered_unprocessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let input = records(3, &[])
+        .replace(r#""dynamodb":{"#, &format!(r#""dynamodb":{{"ApproximateCreationDateTime":{now},"#))
+        .replacen(&format!("{now}"), "1763800000", 1);
+    let setup = setup(dir.path(), &["MaximumRecordAgeInSeconds=3600"], input);
+    let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    assert_eq!(script.correlation_ids(), ["e1", "e2"]);
+    assert_eq!((summary.delivered, summary.dead_lettered), (2, 1));
+    let letters = dead_letters(&setup.dead_letter);
+    assert_eq!(
+        (letters[0]["stage"].as_str(), letters[0]["records"][0]["eventID"].as_str()),
+        (Some("expired"), Some("e0"))
+    );
+    // Without a limit (-1, the default) the same records all go through.
+    let script = Script::default();
+    let setup = Setup { parameters: Vec::new(), ..setup };
+    runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    assert_eq!(script.correlation_ids(), ["e0", "e1", "e2"]);
 }

@@ -352,6 +352,11 @@ impl StreamParameters {
         })
     }
 
+    /// `MaximumRecordAgeInSeconds` as a duration; `None` for -1 (no limit).
+    pub fn maximum_record_age(&self) -> Option<Duration> {
+        u64::try_from(self.maximum_record_age_seconds).ok().map(Duration::from_secs)
+    }
+
     /// The retry limit used locally: `-1` (unbounded) is capped at [`LOCAL_MAX_RETRY_ATTEMPTS`].
     pub fn local_retry_attempts(&self) -> u32 {
         u32::try_from(self.maximum_retry_attempts).unwrap_or(LOCAL_MAX_RETRY_ATTEMPTS)
