@@ -134,6 +134,14 @@ impl Template {
         };
         let (values, placeholders) = self.parameters(parameters)?;
         let scope = Scope::new(&self.root, values);
+        if let Some(condition) = self.root["Resources"][&id].get("Condition").and_then(Value::as_str)
+            && !scope.condition(condition, &format!("Resources.{id}.Condition"), 0)?
+        {
+            return Err(TemplateError::invalid(
+                &format!("Resources.{id}.Condition"),
+                format!("the pipe is not created with these parameters ({condition} is false)"),
+            ));
+        }
         let base = format!("Resources.{id}.Properties");
         let raw = self.root["Resources"][&id].get("Properties").cloned().unwrap_or_default();
         let properties = scope.resolve_present(&raw, &base)?;

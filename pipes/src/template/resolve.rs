@@ -296,10 +296,21 @@ impl<'t> Scope<'t> {
         Ok(Some(Value::String(physical)))
     }
 
+    /// The resource `name`, which must exist with these parameters (its `Condition` holds).
     fn resource(&self, name: &str, path: &str) -> Result<&'t Value, TemplateError> {
-        self.resources()
+        let resource = self
+            .resources()
             .and_then(|r| r.get(name))
-            .ok_or_else(|| TemplateError::invalid(path, format!("`{name}` is neither a parameter nor a resource")))
+            .ok_or_else(|| TemplateError::invalid(path, format!("`{name}` is neither a parameter nor a resource")))?;
+        if let Some(condition) = resource.get("Condition").and_then(Value::as_str)
+            && !self.condition(condition, path, 0)?
+        {
+            return Err(TemplateError::invalid(
+                path,
+                format!("`{name}` is not created with these parameters (its Condition {condition} is false)"),
+            ));
+        }
+        Ok(resource)
     }
 
     /// The synthesised value of `Fn::GetAtt resource.attribute` (ARNs in the local account).

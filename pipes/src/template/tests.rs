@@ -165,3 +165,21 @@ fn invalid_patterns_and_unknown_binaries_are_rejected_up_front() {
     assert!(matches!(&error, TemplateError::UnknownEnricher { binary, .. } if binary == "encounter-enricher"));
     assert!(matches!(Template::parse("Resources: {}").unwrap().pipe(None, &[]), Err(TemplateError::NoPipe)));
 }
+
+#[test]
+fn resources_and_pipes_whose_condition_is_false_do_not_exist() {
+    let text = SMALL.replace(
+        "  Fn:\n    Type: AWS::Lambda::Function\n",
+        "  Fn:\n    Type: AWS::Lambda::Function\n    Condition: IsProd\n",
+    );
+    assert!(text.contains("Condition: IsProd"));
+    let error = Template::parse(&text).unwrap().pipe(None, &[]).unwrap_err();
+    assert!(error.to_string().contains("`Fn` is not created"), "{error}");
+    assert!(Template::parse(&text).unwrap().pipe(None, &["Stage=prod".into()]).is_ok());
+    let text = SMALL.replace(
+        "  Pipe:\n    Type: AWS::Pipes::Pipe\n",
+        "  Pipe:\n    Type: AWS::Pipes::Pipe\n    Condition: IsProd\n",
+    );
+    let error = Template::parse(&text).unwrap().pipe(None, &[]).unwrap_err();
+    assert!(error.to_string().contains("Resources.Pipe.Condition"), "{error}");
+}
