@@ -3,6 +3,8 @@
 
 use serde_json::value::RawValue;
 
+pub mod dynamodb_streams;
+
 /// One batch read from a source.
 #[derive(Debug)]
 pub struct SourceBatch {
