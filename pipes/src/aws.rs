@@ -109,3 +109,33 @@ const THROTTLING_CODES: &[&str] = &[
     "InternalException",
     "InternalServerError",
 ];
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::{error::ErrorMetadata, operation::send_message::SendMessageError};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn service_error(status: u16, code: &str) -> SdkError<SendMessageError, HttpResponse> {
+        let error = SendMessageError::generic(ErrorMetadata::builder().code(code).message("quoted content").build());
+        SdkError::service_error(error, HttpResponse::new(status.try_into().unwrap(), SdkBody::empty()))
+    }
+
+    #[test]
+    fn throttling_and_5xx_are_retryable_other_4xx_are_not() {
+        assert!(classify("SendMessage", &service_error(503, "ServiceUnavailable")).retryable);
+        assert!(classify("SendMessage", &service_error(500, "Whatever")).retryable);
+        assert!(classify("SendMessage", &service_error(400, "ThrottlingException")).retryable);
+        assert!(classify("SendMessage", &service_error(429, "TooManyRequests")).retryable);
+        let denied = classify("SendMessage", &service_error(403, "AccessDenied"));
+        assert!(!denied.retryable);
+        assert_eq!(denied.summary, "SendMessage: AccessDenied (HTTP 403)");
+    }
+
+    #[test]
+    fn the_summary_never_quotes_the_service_message() {
+        let failure = classify("SendMessage", &service_error(400, "InvalidParameterValue"));
+        assert!(!failure.summary.contains("quoted content"), "{}", failure.summary);
+    }
+}

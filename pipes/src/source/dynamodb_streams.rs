@@ -381,6 +381,9 @@ impl DynamoDbStreamsSource {
             Err(error) => return Err(self.call_error("GetRecords", &error)),
         };
         let records = output.records();
+        // Convert the whole page first: on an error nothing is buffered and the iterator stays,
+        // so no record is handed over twice.
+        let mut converted = Vec::with_capacity(records.len());
         for record in records {
             let json = pipes_record_json(record, &self.stream_arn, &self.region).map_err(|(field, reason)| {
                 StreamsError::Record {
@@ -390,8 +393,10 @@ impl DynamoDbStreamsSource {
                     reason,
                 }
             })?;
-            let sequence = record.dynamodb().and_then(|d| d.sequence_number()).map(str::to_owned);
-            let shard = &mut self.shards[index];
+            converted.push((json, record.dynamodb().and_then(|d| d.sequence_number()).map(str::to_owned)));
+        }
+        let shard = &mut self.shards[index];
+        for (json, sequence) in converted {
             shard.buffer.push(json);
             shard.buffered_since.get_or_insert_with(Instant::now);
             if sequence.is_some() {
