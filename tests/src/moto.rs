@@ -12,6 +12,7 @@ use std::{
 };
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 /// The region every test client uses.
 pub const REGION: &str = "us-east-1";
@@ -134,6 +135,153 @@ impl MotoServer {
     /// An SQS client for this server.
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk_config().await)
+    }
+
+    /// Creates a table keyed by `id` (a string), with a NEW_AND_OLD_IMAGES stream when
+    /// `with_stream`; returns the stream ARN (empty without a stream).
+    pub async fn create_patient_table(&self, table: &str, with_stream: bool) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+            StreamViewType,
+        };
+        let id = AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build();
+        let key = KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build();
+        let mut request = self
+            .dynamodb()
+            .await
+            .create_table()
+            .table_name(table)
+            .attribute_definitions(id.expect("attribute definition"))
+            .key_schema(key.expect("key schema"))
+            .billing_mode(BillingMode::PayPerRequest);
+        if with_stream {
+            let stream = StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream specification");
+            request = request.stream_specification(stream);
+        }
+        let created = request.send().await.expect("CreateTable");
+        created.table_description().and_then(|t| t.latest_stream_arn()).unwrap_or_default().to_owned()
+    }
+
+    /// Puts a Patient item the Patient mapping accepts (made-up values).
+    pub async fn put_patient(&self, table: &str, id: &str, last_name: &str) {
+        let s = |value: &str| AttributeValue::S(value.to_owned());
+        self.dynamodb()
+            .await
+            .put_item()
+            .table_name(table)
+            .item("id", s(id))
+            .item("firstName", s("Test"))
+            .item("lastName", s(last_name))
+            .item("birthDate", s("1980-01-02"))
+            .item("gender", s("F"))
+            .send()
+            .await
+            .expect("PutItem");
+    }
+
+    /// Sets the `lastName` of an item.
+    pub async fn update_last_name(&self, table: &str, id: &str, last_name: &str) {
+        self.dynamodb()
+            .await
+            .update_item()
+            .table_name(table)
+            .key("id", AttributeValue::S(id.to_owned()))
+            .update_expression("SET lastName = :n")
+            .expression_attribute_values(":n", AttributeValue::S(last_name.to_owned()))
+            .send()
+            .await
+            .expect("UpdateItem");
+    }
+
+    /// Deletes an item.
+    pub async fn delete_patient(&self, table: &str, id: &str) {
+        let key = AttributeValue::S(id.to_owned());
+        self.dynamodb().await.delete_item().table_name(table).key("id", key).send().await.expect("DeleteItem");
+    }
+
+    /// Every message of a log stream, oldest first (GetLogEvents, all pages).
+    pub async fn log_messages(&self, log_group: &str, log_stream: &str) -> Vec<String> {
+        let client = self.cloudwatch_logs().await;
+        let mut messages = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .get_log_events()
+                .log_group_name(log_group)
+                .log_stream_name(log_stream)
+                .start_from_head(true)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .expect("GetLogEvents");
+            messages.extend(page.events().iter().filter_map(|e| e.message().map(str::to_owned)));
+            let next = page.next_forward_token().map(str::to_owned);
+            if page.events().is_empty() || next == token {
+                return messages;
+            }
+            token = next;
+        }
+    }
+
+    /// Creates an event bus with a rule matching `source` and `detail_type` whose target is a
+    /// new SQS queue; returns the queue URL.
+    pub async fn bus_to_queue(&self, bus: &str, source: &str, detail_type: &str) -> String {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let sqs = self.sqs().await;
+        let queue_name = format!("{bus}-events");
+        let created = sqs.create_queue().queue_name(queue_name).send().await.expect("CreateQueue");
+        let queue_url = created.queue_url().expect("a queue URL").to_owned();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        let queue_arn = attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).expect("QueueArn");
+        let events = self.eventbridge().await;
+        events.create_event_bus().name(bus).send().await.expect("CreateEventBus");
+        let pattern = serde_json::json!({"source": [source], "detail-type": [detail_type]});
+        let rule = format!("{bus}-to-queue");
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(bus)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .expect("PutRule");
+        let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
+        events.put_targets().rule(&rule).event_bus_name(bus).targets(target).send().await.expect("PutTargets");
+        queue_url
+    }
+
+    /// Receives (and deletes) messages until the queue is empty; every body parsed as JSON.
+    pub async fn drain_queue(&self, queue_url: &str) -> Vec<serde_json::Value> {
+        let sqs = self.sqs().await;
+        let mut bodies = Vec::new();
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("ReceiveMessage");
+            if received.messages().is_empty() {
+                return bodies;
+            }
+            for message in received.messages() {
+                let body = message.body().expect("a message body");
+                bodies.push(serde_json::from_str(body).expect("a JSON message body"));
+                let handle = message.receipt_handle().expect("a receipt handle");
+                sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await.expect("DeleteMessage");
+            }
+        }
     }
 }
 

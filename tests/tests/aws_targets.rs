@@ -49,28 +49,8 @@ async fn cloudwatch_target(moto: &MotoServer, log_group: &str) -> CloudWatchLogs
     config.build().await.unwrap()
 }
 
-/// Every message of the log stream, oldest first (GetLogEvents, all pages).
 async fn log_messages(moto: &MotoServer) -> Vec<String> {
-    let client = moto.cloudwatch_logs().await;
-    let mut messages = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .get_log_events()
-            .log_group_name(LOG_GROUP)
-            .log_stream_name(LOG_STREAM)
-            .start_from_head(true)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .expect("GetLogEvents");
-        messages.extend(page.events().iter().map(|e| e.message().unwrap().to_owned()));
-        let next = page.next_forward_token().map(str::to_owned);
-        if page.events().is_empty() || next == token {
-            return messages;
-        }
-        token = next;
-    }
+    moto.log_messages(LOG_GROUP, LOG_STREAM).await
 }
 
 /// How many PutLogEvents calls the stream received: moto counts them in the (deprecated)
@@ -165,58 +145,12 @@ async fn cloudwatch_logs_down_is_retryable_and_nothing_is_lost_once_back() {
     assert_eq!(ids_of(&log_messages(&moto).await), correlation_ids(4));
 }
 
-/// A bus with a rule sending its events to a new SQS queue; returns the queue URL.
 async fn bus_to_queue(moto: &MotoServer) -> String {
-    let sqs = moto.sqs().await;
-    let queue_url = sqs.create_queue().queue_name("bus-events").send().await.unwrap().queue_url().unwrap().to_owned();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn = attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    let events = moto.eventbridge().await;
-    events.create_event_bus().name(BUS).send().await.expect("CreateEventBus");
-    events
-        .put_rule()
-        .name("patients-to-queue")
-        .event_bus_name(BUS)
-        .event_pattern(json!({"source": [SOURCE], "detail-type": [DETAIL_TYPE]}).to_string())
-        .send()
-        .await
-        .expect("PutRule");
-    events
-        .put_targets()
-        .rule("patients-to-queue")
-        .event_bus_name(BUS)
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().unwrap())
-        .send()
-        .await
-        .expect("PutTargets");
-    queue_url
+    moto.bus_to_queue(BUS, SOURCE, DETAIL_TYPE).await
 }
 
-/// Receives until the queue is empty; every message body parsed.
 async fn drain_queue(moto: &MotoServer, queue_url: &str) -> Vec<Value> {
-    let sqs = moto.sqs().await;
-    let mut bodies = Vec::new();
-    loop {
-        let received = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await.unwrap();
-        if received.messages().is_empty() {
-            return bodies;
-        }
-        for message in received.messages() {
-            bodies.push(serde_json::from_str(message.body().unwrap()).unwrap());
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    moto.drain_queue(queue_url).await
 }
 
 async fn eventbridge_target(moto: &MotoServer) -> EventBridgeTarget {

@@ -3,10 +3,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
-    StreamViewType,
-};
 use fhir_pipes::source::{
     SourceBatch,
     dynamodb_streams::{DynamoDbStreamsConfig, DynamoDbStreamsSource, StartingPosition, StreamsError},
@@ -17,62 +13,19 @@ use serde_json::Value;
 const TABLE: &str = "Patients";
 
 async fn create_table(moto: &MotoServer, name: &str, with_stream: bool) -> String {
-    let client = moto.dynamodb().await;
-    let mut request = client
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest);
-    if with_stream {
-        request = request.stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        );
-    }
-    let created = request.send().await.expect("CreateTable");
-    created.table_description().and_then(|t| t.latest_stream_arn()).unwrap_or_default().to_owned()
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
+    moto.create_patient_table(name, with_stream).await
 }
 
 async fn put_patient(moto: &MotoServer, id: &str, last_name: &str) {
-    moto.dynamodb()
-        .await
-        .put_item()
-        .table_name(TABLE)
-        .item("id", s(id))
-        .item("firstName", s("Test"))
-        .item("lastName", s(last_name))
-        .item("birthDate", s("1980-01-02"))
-        .item("gender", s("F"))
-        .send()
-        .await
-        .expect("PutItem");
+    moto.put_patient(TABLE, id, last_name).await
 }
 
 async fn update_last_name(moto: &MotoServer, id: &str, last_name: &str) {
-    moto.dynamodb()
-        .await
-        .update_item()
-        .table_name(TABLE)
-        .key("id", s(id))
-        .update_expression("SET lastName = :n")
-        .expression_attribute_values(":n", s(last_name))
-        .send()
-        .await
-        .expect("UpdateItem");
+    moto.update_last_name(TABLE, id, last_name).await
 }
 
 async fn delete_patient(moto: &MotoServer, id: &str) {
-    moto.dynamodb().await.delete_item().table_name(TABLE).key("id", s(id)).send().await.expect("DeleteItem");
+    moto.delete_patient(TABLE, id).await
 }
 
 fn config(moto: &MotoServer, position: StartingPosition) -> DynamoDbStreamsConfig {
