@@ -202,6 +202,17 @@ enum StartAt {
     After(String),
 }
 
+/// The outcome of one GetRecords call.
+#[derive(Debug, Clone, Copy)]
+struct ShardRead {
+    /// Records read.
+    records: usize,
+    /// The shard has just been read to its end.
+    ended: bool,
+    /// The read returned as many records as asked (or must be redone): more may be waiting.
+    full: bool,
+}
+
 /// What the source knows of one shard.
 #[derive(Debug)]
 struct ShardState {
@@ -264,16 +275,20 @@ impl DynamoDbStreamsSource {
                 return Ok(Some(batch));
             }
             let mut read_any = false;
+            let mut read_again_now = false;
             for index in 0..self.shards.len() {
                 if !self.is_readable(index) || self.shards[index].buffer.len() >= self.batch_size {
                     continue;
                 }
-                let (read, ended) = self.read_shard(index).await?;
-                read_any |= read > 0;
-                if ended {
+                let read = self.read_shard(index).await?;
+                // A read to redo (expired iterator) does not count as idle.
+                read_any |= read.records > 0 || read.full;
+                read_again_now |= read.full;
+                if read.ended {
                     // Its children may now be read; they may also be new.
                     self.refresh_due = Instant::now();
                     read_any = true;
+                    read_again_now = true;
                 }
                 if let Some(batch) = self.take_ready_batch(false) {
                     return Ok(Some(batch));
@@ -281,6 +296,10 @@ impl DynamoDbStreamsSource {
             }
             if read_any {
                 self.idle_rounds = 0;
+                if !read_again_now {
+                    // A trickle of records: keep to the poll rate (5 GetRecords/s/shard at most).
+                    tokio::time::sleep(self.wait_before_next_round()).await;
+                }
                 continue;
             }
             self.idle_rounds += 1;
@@ -349,16 +368,15 @@ impl DynamoDbStreamsSource {
         })
     }
 
-    /// One GetRecords call on a shard. Returns how many records were read and whether the shard
-    /// has just been read to its end.
-    async fn read_shard(&mut self, index: usize) -> Result<(usize, bool), StreamsError> {
+    /// One GetRecords call on a shard.
+    async fn read_shard(&mut self, index: usize) -> Result<ShardRead, StreamsError> {
         let iterator = match self.shards[index].iterator.clone() {
             Some(iterator) => iterator,
             None => match self.first_iterator(index).await? {
                 Some(iterator) => iterator,
                 None => {
                     self.shards[index].exhausted = true;
-                    return Ok((0, true));
+                    return Ok(ShardRead { records: 0, ended: true, full: false });
                 }
             },
         };
@@ -368,7 +386,7 @@ impl DynamoDbStreamsSource {
             Err(error) if error.code() == Some("ExpiredIteratorException") => {
                 tracing::debug!(shard_id = %self.shards[index].id, "shard iterator expired; getting a new one");
                 self.shards[index].iterator = None;
-                return Ok((0, false));
+                return Ok(ShardRead { records: 0, ended: false, full: true });
             }
             Err(error) if error.code() == Some("TrimmedDataAccessException") => {
                 tracing::warn!(shard_id = %self.shards[index].id, "records past the trim horizon; resuming at TRIM_HORIZON");
@@ -376,7 +394,7 @@ impl DynamoDbStreamsSource {
                 shard.iterator = None;
                 shard.last_read = None;
                 shard.start = StartAt::TrimHorizon;
-                return Ok((0, false));
+                return Ok(ShardRead { records: 0, ended: false, full: true });
             }
             Err(error) => return Err(self.call_error("GetRecords", &error)),
         };
@@ -412,7 +430,7 @@ impl DynamoDbStreamsSource {
             tracing::debug!(shard_id = %shard.id, "shard read to its end");
         }
         tracing::debug!(shard_id = %shard.id, records = records.len(), "GetRecords");
-        Ok((records.len(), ended))
+        Ok(ShardRead { records: records.len(), ended, full: records.len() == limit })
     }
 
     /// GetShardIterator at the shard's start, or right after the last record read (after an
