@@ -1,6 +1,7 @@
 //! fhir-pipes: the Pipe definitions and the local pipe runtime (source → filter → enrichment →
 //! target), and the commands of the `fhir-pipes` CLI.
 
+pub mod aws;
 pub mod enrich_cmd;
 pub mod filter;
 pub mod run_cmd;

