@@ -5,6 +5,9 @@
 //! generic over [`Mapping`]: envelopes, skip-unchanged, DELETE handling and error events are
 //! written once there.
 
+pub mod datatypes;
+pub mod dates;
+pub mod decode;
 pub mod error;
 pub mod id;
 pub mod image;
