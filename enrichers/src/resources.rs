@@ -2,7 +2,7 @@
 //! runtime (which finds a template function's resource by its binary) and the fixture tests
 //! all look resources up here. A new mapping is one more [`Resource`] in [`RESOURCES`].
 
-use fhir_pipes_mappings::Mapping;
+use fhir_pipes_mappings::{Mapping, PractitionerMapping};
 
 use crate::{EnrichError, Enriched, Enricher, lambda};
 
@@ -41,12 +41,21 @@ pub struct Resource {
 }
 
 /// Every shipped mapping.
-pub static RESOURCES: &[Resource] = &[Resource {
-    name: "patient",
-    resource_type: "Patient",
-    binary: "patient-enricher",
-    build: |settings| boxed(lambda::patient_mapping(settings), settings),
-}];
+pub static RESOURCES: &[Resource] = &[
+    Resource {
+        name: "patient",
+        resource_type: "Patient",
+        binary: "patient-enricher",
+        build: |settings| boxed(lambda::patient_mapping(settings), settings),
+    },
+    Resource {
+        name: "practitioner",
+        resource_type: "Practitioner",
+        binary: "practitioner-enricher",
+        build: |settings| boxed(PractitionerMapping, settings),
+    },
+    // `fhir-pipes new mapping` adds entries above this line.
+];
 
 fn boxed<M: Mapping + 'static>(mapping: M, settings: Settings<'_>) -> Result<Box<dyn BatchEnricher>, String> {
     let config = lambda::config_from_env(M::RESOURCE_TYPE, settings)?;
@@ -75,6 +84,19 @@ mod tests {
             assert_eq!(find(key).map(|r| r.resource_type), Some("Patient"), "{key}");
         }
         assert!(find("encounter-enricher-x").is_none());
+    }
+
+    #[test]
+    fn every_entry_is_consistent_and_has_its_binary() {
+        let bins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+        for resource in RESOURCES {
+            assert_eq!(resource.name, resource.resource_type.to_ascii_lowercase());
+            assert_eq!(resource.binary, format!("{}-enricher", resource.name));
+            assert!(bins.join(format!("{}.rs", resource.binary)).exists(), "no src/bin/{}.rs", resource.binary);
+            let enricher = (resource.build)(&|_| None).unwrap();
+            assert_eq!(enricher.resource_type(), resource.resource_type);
+            assert_eq!(find(resource.name).map(|r| r.binary), Some(resource.binary));
+        }
     }
 
     #[test]

@@ -111,13 +111,32 @@ impl Image<'_> {
     }
 }
 
-/// True when `start` is known to be after `end` (instants, or full dates, compared; mixed
-/// precisions are not comparable and pass).
+/// True when `start` is known to be after `end`: the earliest moment `start` can mean is after
+/// the latest `end` can mean (`2001-03` is not after `2001`; `2002` is after `2001-12-31`).
+/// Instants are compared with dates by their UTC date.
 pub fn is_after(start: &DateTime, end: &DateTime) -> bool {
     match (start, end) {
         (DateTime::DateTime(start), DateTime::DateTime(end)) => start.0 > end.0,
-        (DateTime::Date(Date::Date(start)), DateTime::Date(Date::Date(end))) => start > end,
-        _ => false,
+        (start, end) => earliest_day(start) > latest_day(end),
+    }
+}
+
+fn earliest_day(value: &DateTime) -> Option<time::Date> {
+    match value {
+        DateTime::DateTime(instant) => Some(instant.0.to_offset(time::UtcOffset::UTC).date()),
+        DateTime::Date(Date::Date(date)) => Some(*date),
+        DateTime::Date(Date::YearMonth(year, month)) => time::Date::from_calendar_date(*year, *month, 1).ok(),
+        DateTime::Date(Date::Year(year)) => time::Date::from_calendar_date(*year, time::Month::January, 1).ok(),
+    }
+}
+
+fn latest_day(value: &DateTime) -> Option<time::Date> {
+    match value {
+        DateTime::DateTime(_) | DateTime::Date(Date::Date(_)) => earliest_day(value),
+        DateTime::Date(Date::YearMonth(year, month)) => {
+            time::Date::from_calendar_date(*year, *month, month.length(*year)).ok()
+        }
+        DateTime::Date(Date::Year(year)) => time::Date::from_calendar_date(*year, time::Month::December, 31).ok(),
     }
 }
 
@@ -179,5 +198,9 @@ mod tests {
         assert!(!is_after(&at("2026-03-02T00:00:00Z"), &at("2026-03-01T23:00:00-02:00")));
         assert!(is_after(&at("2026-03-02"), &at("2026-03-01")));
         assert!(!is_after(&at("2026-03"), &at("2026-03-01")));
+        assert!(!is_after(&at("2026-03"), &at("2026")));
+        assert!(is_after(&at("2027"), &at("2026-12-31")));
+        assert!(is_after(&at("2026-03-02T00:30:00+00:00"), &at("2026-03-01")));
+        assert!(!is_after(&at("2026-03-01"), &at("2026-03-01T00:00:00Z")));
     }
 }

@@ -12,12 +12,14 @@ pub mod error;
 pub mod id;
 pub mod image;
 pub mod patient;
+pub mod practitioner;
 pub mod text;
 
 pub use error::{ErrorKind, MappingError};
 pub use id::{fhir_id, is_valid_fhir_id, reference};
 pub use image::{AttributeValue, CowStr, Image};
 pub use patient::PatientMapping;
+pub use practitioner::PractitionerMapping;
 pub use text::fhir_string;
 
 use serde::Serialize;
