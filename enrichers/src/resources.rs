@@ -2,7 +2,7 @@
 //! runtime (which finds a template function's resource by its binary) and the fixture tests
 //! all look resources up here. A new mapping is one more [`Resource`] in [`RESOURCES`].
 
-use fhir_pipes_mappings::{Mapping, OrganizationMapping, PractitionerMapping};
+use fhir_pipes_mappings::{EncounterMapping, Mapping, OrganizationMapping, PractitionerMapping};
 
 use crate::{EnrichError, Enriched, Enricher, lambda};
 
@@ -59,6 +59,12 @@ pub static RESOURCES: &[Resource] = &[
         resource_type: "Organization",
         binary: "organization-enricher",
         build: |settings| boxed(OrganizationMapping, settings),
+    },
+    Resource {
+        name: "encounter",
+        resource_type: "Encounter",
+        binary: "encounter-enricher",
+        build: |settings| boxed(EncounterMapping, settings),
     },
     // `fhir-pipes new mapping` adds entries above this line.
 ];

@@ -8,6 +8,7 @@
 pub mod datatypes;
 pub mod dates;
 pub mod decode;
+pub mod encounter;
 pub mod error;
 pub mod id;
 pub mod image;
@@ -16,6 +17,7 @@ pub mod patient;
 pub mod practitioner;
 pub mod text;
 
+pub use encounter::EncounterMapping;
 pub use error::{ErrorKind, MappingError};
 pub use id::{fhir_id, is_valid_fhir_id, reference};
 pub use image::{AttributeValue, CowStr, Image};
