@@ -2,7 +2,7 @@
 //! runtime (which finds a template function's resource by its binary) and the fixture tests
 //! all look resources up here. A new mapping is one more [`Resource`] in [`RESOURCES`].
 
-use fhir_pipes_mappings::{EncounterMapping, Mapping, OrganizationMapping, PractitionerMapping};
+use fhir_pipes_mappings::{EncounterMapping, Mapping, ObservationMapping, OrganizationMapping, PractitionerMapping};
 
 use crate::{EnrichError, Enriched, Enricher, lambda};
 
@@ -65,6 +65,12 @@ pub static RESOURCES: &[Resource] = &[
         resource_type: "Encounter",
         binary: "encounter-enricher",
         build: |settings| boxed(EncounterMapping, settings),
+    },
+    Resource {
+        name: "observation",
+        resource_type: "Observation",
+        binary: "observation-enricher",
+        build: |settings| boxed(ObservationMapping, settings),
     },
     // `fhir-pipes new mapping` adds entries above this line.
 ];
