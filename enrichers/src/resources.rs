@@ -2,7 +2,9 @@
 //! runtime (which finds a template function's resource by its binary) and the fixture tests
 //! all look resources up here. A new mapping is one more [`Resource`] in [`RESOURCES`].
 
-use fhir_pipes_mappings::{EncounterMapping, Mapping, ObservationMapping, OrganizationMapping, PractitionerMapping};
+use fhir_pipes_mappings::{
+    ConditionMapping, EncounterMapping, Mapping, ObservationMapping, OrganizationMapping, PractitionerMapping,
+};
 
 use crate::{EnrichError, Enriched, Enricher, lambda};
 
@@ -71,6 +73,12 @@ pub static RESOURCES: &[Resource] = &[
         resource_type: "Observation",
         binary: "observation-enricher",
         build: |settings| boxed(ObservationMapping, settings),
+    },
+    Resource {
+        name: "condition",
+        resource_type: "Condition",
+        binary: "condition-enricher",
+        build: |settings| boxed(ConditionMapping, settings),
     },
     // `fhir-pipes new mapping` adds entries above this line.
 ];

@@ -5,6 +5,7 @@
 //! generic over [`Mapping`]: envelopes, skip-unchanged, DELETE handling and error events are
 //! written once there.
 
+pub mod condition;
 pub mod datatypes;
 pub mod dates;
 pub mod decode;
@@ -18,6 +19,7 @@ pub mod patient;
 pub mod practitioner;
 pub mod text;
 
+pub use condition::ConditionMapping;
 pub use encounter::EncounterMapping;
 pub use error::{ErrorKind, MappingError};
 pub use id::{fhir_id, is_valid_fhir_id, reference};
