@@ -3,5 +3,7 @@
 
 pub mod enrich_cmd;
 pub mod filter;
+pub mod new_cmd;
+pub mod scaffold;
 pub mod source;
 pub mod target;

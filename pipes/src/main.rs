@@ -2,7 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
-use fhir_pipes::enrich_cmd::{EnrichArgs, SampleArgs};
+use fhir_pipes::{
+    enrich_cmd::{EnrichArgs, SampleArgs},
+    new_cmd::NewArgs,
+};
 
 /// DynamoDB stream changes to FHIR R4 events, locally.
 #[derive(Debug, Parser)]
@@ -18,6 +21,8 @@ enum Command {
     Enrich(EnrichArgs),
     /// Print a generated batch of fake stream records (for benchmarks and load tests).
     Sample(SampleArgs),
+    /// Generate the files of something new, e.g. `new mapping Device`.
+    New(NewArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Enrich(args) => args.run(),
         Command::Sample(args) => args.run(),
+        Command::New(args) => args.run(),
     }
 }
 
