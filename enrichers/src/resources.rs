@@ -116,7 +116,15 @@ mod tests {
     fn every_entry_is_consistent_and_has_its_binary() {
         let bins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
         for resource in RESOURCES {
-            assert_eq!(resource.name, resource.resource_type.to_ascii_lowercase());
+            // Kebab case of the type (`MedicationRequest` → `medication-request`), as the scaffold names it.
+            let kebab: String = resource
+                .resource_type
+                .char_indices()
+                .flat_map(|(i, c)| {
+                    (i > 0 && c.is_ascii_uppercase()).then_some('-').into_iter().chain([c.to_ascii_lowercase()])
+                })
+                .collect();
+            assert_eq!(resource.name, kebab);
             assert_eq!(resource.binary, format!("{}-enricher", resource.name));
             assert!(bins.join(format!("{}.rs", resource.binary)).exists(), "no src/bin/{}.rs", resource.binary);
             let enricher = (resource.build)(&|_| None).unwrap();

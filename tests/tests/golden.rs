@@ -37,10 +37,9 @@ fn every_fixture_entity_is_valid_fhir_r4() {
         let expected = parse(&read(&expected_path), &expected_path);
         for (index, event) in expected.as_array().into_iter().flatten().enumerate() {
             let Some(entity) = event["details"].get("entity") else { continue };
-            if is_bare_identity(entity) {
+            if event["details"]["command"] == "DELETE" && is_bare_identity(entity) {
                 // A DELETE without a mappable old image carries only the identity to delete, not
                 // a resource: Encounter, Observation, Condition have required elements it lacks.
-                assert_eq!(event["details"]["command"], "DELETE", "{}/{}: bare entity", case.resource, case.name);
                 let id = entity["id"].as_str().unwrap_or_default();
                 assert!(fhir_pipes_mappings::is_valid_fhir_id(id), "{}/{}: bad id {id}", case.resource, case.name);
                 checked += 1;

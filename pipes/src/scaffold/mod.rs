@@ -284,9 +284,35 @@ fn edit_registry(text: &str, names: &Names) -> Result<String, Conflict> {
         edited[start..end].split(',').map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect();
     items.push(format!("{}Mapping", names.resource));
     items.sort();
-    edited.replace_range(start..end, &items.join(", "));
+    edited.replace_range(start..end, &wrap_use_list(&items, import.len() + "};".len()));
     Ok(edited)
 }
+
+/// The items of a `use …::{…};` as rustfmt writes them (max_width 120): on the line when they
+/// fit, else one indented block filled greedily with a trailing comma.
+fn wrap_use_list(items: &[String], surrounding: usize) -> String {
+    let one_line = items.join(", ");
+    if surrounding + one_line.len() <= MAX_WIDTH {
+        return one_line;
+    }
+    let mut block = String::from("\n   ");
+    let mut line_width = 4;
+    for item in items {
+        if line_width + 1 + item.len() + 1 > MAX_WIDTH {
+            block.push_str("\n   ");
+            line_width = 4;
+        }
+        block.push(' ');
+        block.push_str(item);
+        block.push(',');
+        line_width += 1 + item.len() + 1;
+    }
+    block.push('\n');
+    block
+}
+
+/// rustfmt.toml's max_width.
+const MAX_WIDTH: usize = 120;
 
 /// Adds the resource's blocks at the end of the parameter groups, parameters, conditions,
 /// resources and outputs.
