@@ -72,8 +72,10 @@ fn generates_every_file_and_edit() {
     assert!(entry < registry.find(REGISTRY_MARKER).unwrap());
     assert!(registry.contains("binary: \"medication-request-enricher\","));
     assert!(registry.contains("build: |settings| boxed(MedicationRequestMapping, settings),"));
-    let import = registry.lines().find(|l| l.starts_with("use fhir_pipes_mappings::{")).unwrap();
+    let import = &registry[registry.find("use fhir_pipes_mappings::{").unwrap()..];
+    let import = &import[..import.find("};").unwrap()];
     assert!(import.contains("Mapping, MedicationRequestMapping, ObservationMapping"), "{import}");
+    assert!(import.lines().all(|line| line.len() <= 120), "wrapped as rustfmt does: {import}");
 
     let binary = scratch.read("enrichers/src/bin/medication-request-enricher.rs");
     assert!(binary.contains("lambda::serve(MedicationRequestMapping).await"));
