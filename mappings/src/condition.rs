@@ -24,7 +24,7 @@ use fhir_sdk::r4b::{
 
 use crate::{
     ErrorKind, Image, Mapping, MappingError,
-    datatypes::{codeable_concept, coding, systems},
+    datatypes::{code_from_table, codeable_concept, coding, systems},
     dates, fhir_id, fhir_string,
 };
 
@@ -60,13 +60,14 @@ impl Mapping for ConditionMapping {
         let id = fhir_id(Self::RESOURCE_TYPE, image.required_string("id", "id")?);
         let clinical = image
             .string("clinicalStatus", "clinicalStatus")?
-            .map(|c| lookup(CLINICAL_STATUSES, c, "clinicalStatus"))
+            .map(|c| code_from_table(CLINICAL_STATUSES, c, "clinicalStatus"))
             .transpose()?;
         let verification = image
             .string("verificationStatus", "verificationStatus")?
-            .map(|c| lookup(VERIFICATION_STATUSES, c, "verificationStatus"))
+            .map(|c| code_from_table(VERIFICATION_STATUSES, c, "verificationStatus"))
             .transpose()?;
-        let category = image.string("category", "category")?.map(|c| lookup(CATEGORIES, c, "category")).transpose()?;
+        let category =
+            image.string("category", "category")?.map(|c| code_from_table(CATEGORIES, c, "category")).transpose()?;
         let (system, code) =
             parse_code(image.required_string("code", "code")?, image.string("codeSystem", "codeSystem")?)?;
         let display = image.string("display", "display")?;
@@ -127,25 +128,10 @@ impl Mapping for ConditionMapping {
         }
         Ok(condition.build()?)
     }
-
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
-        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
-    }
 }
 
 fn invariant(field: &str, rule: &str) -> MappingError {
     MappingError::new(field, ErrorKind::InvalidValue, rule)
-}
-
-fn lookup(
-    table: &[(&'static str, &'static str)],
-    code: &str,
-    field: &str,
-) -> Result<(&'static str, &'static str), MappingError> {
-    table.iter().find(|(known, _)| known.eq_ignore_ascii_case(code)).copied().ok_or_else(|| {
-        let codes: Vec<&str> = table.iter().map(|(known, _)| *known).collect();
-        MappingError::new(field, ErrorKind::InvalidValue, format!("not one of {}", codes.join(", ")))
-    })
 }
 
 /// The code system and the code, normalised: ICD-10-CM upper case with its dot (`E11.9`).
@@ -192,10 +178,7 @@ mod tests {
 
     /// The minimal image with `extra` attributes added or replaced.
     fn with(extra: &str) -> String {
-        let mut image: Value = serde_json::from_str(MINIMAL).unwrap();
-        let extra: Value = serde_json::from_str(&format!("{{{extra}}}")).unwrap();
-        image.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        image.to_string()
+        crate::test_support::image_with(MINIMAL, extra)
     }
 
     #[test]

@@ -63,6 +63,27 @@ pub fn resolve_system(name: &str) -> Option<&str> {
     (name.starts_with("http://") || name.starts_with("https://") || name.starts_with("urn:")).then_some(name)
 }
 
+/// The entry of `table` (code, display) whose code is `code`, in any case; otherwise an
+/// invalid-value error on `field` listing the codes.
+pub fn code_from_table(
+    table: &[(&'static str, &'static str)],
+    code: &str,
+    field: &str,
+) -> Result<(&'static str, &'static str), MappingError> {
+    table.iter().find(|(known, _)| known.eq_ignore_ascii_case(code)).copied().ok_or_else(|| {
+        let codes: Vec<&str> = table.iter().map(|(known, _)| *known).collect();
+        MappingError::new(field, ErrorKind::InvalidValue, format!("not one of {}", codes.join(", ")))
+    })
+}
+
+/// A fhir-sdk code enum (`EncounterStatus`, `ObservationStatus`…) from its FHIR code, in any
+/// case; otherwise an invalid-value error on `field` saying what `expected` is.
+pub fn fhir_code<T: std::str::FromStr>(code: &str, field: &str, expected: &str) -> Result<T, MappingError> {
+    code.to_ascii_lowercase()
+        .parse()
+        .map_err(|_| MappingError::new(field, ErrorKind::InvalidValue, format!("not {expected}")))
+}
+
 /// One coding.
 pub fn coding(system: &str, code: &str, display: Option<&str>) -> Result<Coding, MappingError> {
     let mut builder = Coding::builder().system(system.to_owned()).code(fhir_string(code));

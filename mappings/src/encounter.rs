@@ -18,7 +18,7 @@ use fhir_sdk::r4b::{
 
 use crate::{
     ErrorKind, Image, Mapping, MappingError,
-    datatypes::{codeable_concept, coding, period, systems},
+    datatypes::{codeable_concept, coding, fhir_code, period, systems},
     fhir_id,
 };
 
@@ -37,6 +37,8 @@ pub const ENCOUNTER_CLASSES: &[(&str, &str, &[&str])] = &[
     ("VR", "virtual", &["virtual", "telehealth"]),
 ];
 
+const ENCOUNTER_STATUSES: &str = "an Encounter status (planned, arrived, triaged, in-progress, onleave, finished, cancelled, entered-in-error, unknown)";
+
 /// Domain Encounter → FHIR Encounter.
 #[derive(Debug, Clone, Default)]
 pub struct EncounterMapping;
@@ -48,7 +50,8 @@ impl Mapping for EncounterMapping {
 
     fn map(&self, image: &Image<'_>) -> Result<Encounter, MappingError> {
         let id = fhir_id(Self::RESOURCE_TYPE, image.required_string("id", "id")?);
-        let status = parse_status(image.required_string("status", "status")?)?;
+        let status =
+            fhir_code::<EncounterStatus>(image.required_string("status", "status")?, "status", ENCOUNTER_STATUSES)?;
         let (class_code, class_display) = parse_class(image.required_string("class", "class")?)?;
         let encounter_type = image.coded("type", "type", Some(systems::SNOMED))?;
         let subject = image.reference("patientId", "Patient")?.ok_or_else(|| MappingError::missing("patientId"))?;
@@ -75,21 +78,6 @@ impl Mapping for EncounterMapping {
         }
         Ok(encounter.build()?)
     }
-
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
-        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
-    }
-}
-
-fn parse_status(code: &str) -> Result<EncounterStatus, MappingError> {
-    code.to_ascii_lowercase().parse().map_err(|_| {
-        MappingError::new(
-            "status",
-            ErrorKind::InvalidValue,
-            "not an Encounter status (planned, arrived, triaged, in-progress, onleave, finished, cancelled, \
-             entered-in-error, unknown)",
-        )
-    })
 }
 
 fn parse_class(code: &str) -> Result<(&'static str, &'static str), MappingError> {
@@ -121,14 +109,11 @@ mod tests {
     }
 
     const MINIMAL: &str =
-        r#"{"id":{"S":"enc-1"},"status":{"S":"finished"},"class":{"S":"AMB"},"patientId":{"S":"pat-1"}"#;
+        r#"{"id":{"S":"enc-1"},"status":{"S":"finished"},"class":{"S":"AMB"},"patientId":{"S":"pat-1"}}"#;
 
     /// The minimal image with `extra` attributes added or replaced.
     fn with(extra: &str) -> String {
-        let mut image: Value = serde_json::from_str(&format!("{MINIMAL}}}")).unwrap();
-        let extra: Value = serde_json::from_str(&format!("{{{}}}", extra.trim_start_matches(','))).unwrap();
-        image.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        image.to_string()
+        crate::test_support::image_with(MINIMAL, extra)
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub mod patient;
 pub mod practitioner;
 pub mod text;
 
+#[cfg(test)]
+mod test_support;
+
 pub use condition::ConditionMapping;
 pub use encounter::EncounterMapping;
 pub use error::{ErrorKind, MappingError};
@@ -45,5 +48,8 @@ pub trait Mapping: Send + Sync {
     fn map(&self, image: &Image<'_>) -> Result<Self::Resource, MappingError>;
 
     /// The FHIR id of the record from its key attributes only (a REMOVE without an old image).
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError>;
+    /// By default the `id` key attribute, by the shared id rule ([`fhir_id`]).
+    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
+        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
+    }
 }

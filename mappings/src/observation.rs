@@ -23,7 +23,7 @@ use fhir_sdk::r4b::{
 
 use crate::{
     ErrorKind, Image, Mapping, MappingError,
-    datatypes::{codeable_concept, coding, systems, ucum_quantity},
+    datatypes::{code_from_table, codeable_concept, coding, fhir_code, systems, ucum_quantity},
     fhir_id, fhir_string,
 };
 
@@ -40,6 +40,9 @@ pub const OBSERVATION_CATEGORIES: &[(&str, &str)] = &[
     ("activity", "Activity"),
 ];
 
+const OBSERVATION_STATUSES: &str = "an Observation status (registered, preliminary, final, amended, corrected, cancelled, \
+     entered-in-error, unknown)";
+
 /// Domain Observation → FHIR Observation.
 #[derive(Debug, Clone, Default)]
 pub struct ObservationMapping;
@@ -51,8 +54,12 @@ impl Mapping for ObservationMapping {
 
     fn map(&self, image: &Image<'_>) -> Result<Observation, MappingError> {
         let id = fhir_id(Self::RESOURCE_TYPE, image.required_string("id", "id")?);
-        let status = parse_status(image.required_string("status", "status")?)?;
-        let category = image.string("category", "category")?.map(parse_category).transpose()?;
+        let status =
+            fhir_code::<ObservationStatus>(image.required_string("status", "status")?, "status", OBSERVATION_STATUSES)?;
+        let category = image
+            .string("category", "category")?
+            .map(|code| code_from_table(OBSERVATION_CATEGORIES, code, "category"))
+            .transpose()?;
         let code = validate_loinc(image.required_string("code", "code")?)?;
         let display = image.string("display", "display")?;
         let subject = image.reference("patientId", "Patient")?.ok_or_else(|| MappingError::missing("patientId"))?;
@@ -80,10 +87,6 @@ impl Mapping for ObservationMapping {
         }
         Ok(observation.build()?)
     }
-
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
-        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
-    }
 }
 
 fn map_value(image: &Image<'_>) -> Result<Option<ObservationValue>, MappingError> {
@@ -106,28 +109,6 @@ fn map_value(image: &Image<'_>) -> Result<Option<ObservationValue>, MappingError
         (None, Some(concept)) => Ok(Some(ObservationValue::CodeableConcept(concept))),
         (None, None) => Ok(None),
     }
-}
-
-fn parse_status(code: &str) -> Result<ObservationStatus, MappingError> {
-    code.to_ascii_lowercase().parse().map_err(|_| {
-        MappingError::new(
-            "status",
-            ErrorKind::InvalidValue,
-            "not an Observation status (registered, preliminary, final, amended, corrected, cancelled, \
-             entered-in-error, unknown)",
-        )
-    })
-}
-
-fn parse_category(code: &str) -> Result<(&'static str, &'static str), MappingError> {
-    OBSERVATION_CATEGORIES.iter().find(|(known, _)| known.eq_ignore_ascii_case(code)).copied().ok_or_else(|| {
-        MappingError::new(
-            "category",
-            ErrorKind::InvalidValue,
-            "not an observation-category code (social-history, vital-signs, imaging, laboratory, procedure, \
-             survey, exam, therapy, activity)",
-        )
-    })
 }
 
 /// A LOINC code: 1 to 7 digits, a hyphen, a check digit.
@@ -160,10 +141,7 @@ mod tests {
 
     /// The minimal image with `extra` attributes added or replaced.
     fn with(extra: &str) -> String {
-        let mut image: Value = serde_json::from_str(MINIMAL).unwrap();
-        let extra: Value = serde_json::from_str(&format!("{{{extra}}}")).unwrap();
-        image.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        image.to_string()
+        crate::test_support::image_with(MINIMAL, extra)
     }
 
     #[test]

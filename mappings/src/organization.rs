@@ -19,7 +19,7 @@ use fhir_sdk::r4b::{
 
 use crate::{
     ErrorKind, Image, Mapping, MappingError,
-    datatypes::{address, codeable_concept, identifier, systems, telecom, validate_npi},
+    datatypes::{address, code_from_table, codeable_concept, identifier, systems, telecom, validate_npi},
     fhir_id, fhir_string,
 };
 
@@ -53,7 +53,8 @@ impl Mapping for OrganizationMapping {
         let name = image.required_string("name", "name")?;
         let npi = image.string_or_number("npi", "npi")?.map(|npi| validate_npi(npi, "npi")).transpose()?;
         let tax_id = image.string_or_number("taxId", "taxId")?.map(parse_ein).transpose()?;
-        let organization_type = image.string("type", "type")?.map(parse_type).transpose()?;
+        let organization_type =
+            image.string("type", "type")?.map(|code| code_from_table(ORGANIZATION_TYPES, code, "type")).transpose()?;
         let phone = image.string("phone", "phone")?;
         let email = image.string("email", "email")?;
         let address = address(image, AddressUse::Work)?;
@@ -88,10 +89,6 @@ impl Mapping for OrganizationMapping {
         }
         Ok(organization.build()?)
     }
-
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
-        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
-    }
 }
 
 /// A US Employer Identification Number, `NN-NNNNNNN` or nine digits, as `NN-NNNNNNN`.
@@ -104,16 +101,6 @@ fn parse_ein(text: &str) -> Result<String, MappingError> {
         return Err(MappingError::new("taxId", ErrorKind::InvalidValue, "not a US EIN (NN-NNNNNNN or 9 digits)"));
     }
     Ok(format!("{}-{}", &digits[..2], &digits[2..]))
-}
-
-fn parse_type(code: &str) -> Result<(&'static str, &'static str), MappingError> {
-    ORGANIZATION_TYPES.iter().find(|(known, _)| known.eq_ignore_ascii_case(code)).copied().ok_or_else(|| {
-        MappingError::new(
-            "type",
-            ErrorKind::InvalidValue,
-            "not an organization-type code (prov, dept, team, govt, ins, pay, edu, reli, crs, cg, bus, other)",
-        )
-    })
 }
 
 #[cfg(test)]

@@ -86,10 +86,6 @@ impl Mapping for PatientMapping {
         }
         Ok(patient.build()?)
     }
-
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
-        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
-    }
 }
 
 /// `M`/`male`, `F`/`female`, `O`/`other`, `U`/`unknown`, any case.

@@ -79,10 +79,6 @@ impl Mapping for PractitionerMapping {
         }
         Ok(practitioner.build()?)
     }
-
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
-        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
-    }
 }
 
 /// One element of `qualifications`; its fields are named `qualifications[<index>].<name>` in errors.
