@@ -85,92 +85,28 @@ impl<M: Mapping> Enricher<M> {
     /// MODIFYs leave no event; a record that cannot be mapped becomes an error event, or fails
     /// the batch under [`ErrorPolicy::FailBatch`].
     pub fn enrich(&self, batch: &str) -> Result<Enriched, EnrichError> {
-        // One pass decodes the records; the raw text of each is found (a second pass) only when
-        // an error event must carry it. A batch the lax pass rejects is split into raw records
-        // first, so one odd record still cannot fail the others.
-        let mut raws: Option<Vec<&RawValue>> = None;
-        let records: Vec<Decoded<'_>> = match record::decode_batch(batch) {
-            Ok(records) => records.into_iter().map(checked).collect(),
+        // One pass decodes the records and enriches each as soon as it is decoded, so memory
+        // holds the batch, the events and one decoded record. A batch the lax pass rejects is
+        // split into raw records and done again, so one odd record still cannot fail the others.
+        let mut output = Output::new(batch);
+        let walked = record::for_each_record(batch, |index, record| output.push(self, index, checked(record)));
+        match walked {
+            Ok(done) => done?,
             Err(_) => {
                 let split: Vec<&RawValue> =
                     serde_json::from_str(batch).map_err(|error| EnrichError::NotABatch(describe_json_error(&error)))?;
-                let records = split
-                    .iter()
-                    .map(|raw| match record::decode_record(raw) {
+                output = Output::new(batch);
+                output.raws = Some(split.clone());
+                for (index, raw) in split.iter().enumerate() {
+                    let decoded = match record::decode_record(raw) {
                         Ok(record) => checked(record),
                         Err(error) => Decoded { record: Err(error), salvaged_id: salvage_event_id(raw) },
-                    })
-                    .collect();
-                raws = Some(split);
-                records
+                    };
+                    output.push(self, index, decoded)?;
+                }
             }
-        };
-        let mut counts = Counts { records: records.len(), ..Counts::default() };
-        let mut events = Vec::with_capacity(records.len());
-        // `[` and `]`, then each event and its separating comma.
-        let mut response_bytes = 2;
-        for (index, Decoded { record: parsed, salvaged_id }) in records.iter().enumerate() {
-            let event_id = match parsed {
-                Ok(record) => record.event_id(),
-                Err(_) => salvaged_id.as_deref(),
-            };
-            let outcome = match parsed {
-                Ok(record) => self.process(record),
-                Err(error) => Outcome::Failed(error.clone()),
-            };
-            let metadata = parsed.as_ref().ok().map(|r| self.metadata(r));
-            let details = match outcome {
-                Outcome::Unchanged => {
-                    counts.skipped += 1;
-                    debug!(event_id, index, "unchanged FHIR resource, no event");
-                    continue;
-                }
-                Outcome::Put(entity) => {
-                    counts.puts += 1;
-                    debug!(event_id, index, command = "PUT");
-                    Command::Put { entity }
-                }
-                Outcome::Delete(entity) => {
-                    counts.deletes += 1;
-                    debug!(event_id, index, command = "DELETE");
-                    Command::Delete { entity }
-                }
-                Outcome::Failed(error) => {
-                    counts.failed += 1;
-                    warn!(event_id, index, field = %error.field, kind = error.kind, "record cannot be mapped");
-                    if self.config.error_policy == ErrorPolicy::FailBatch {
-                        let event_id = event_id.unwrap_or("-").to_owned();
-                        return Err(EnrichError::RecordFailed { index, event_id, error });
-                    }
-                    let raws = raws.get_or_insert_with(|| serde_json::from_str(batch).expect("decoded once already"));
-                    Command::Error { error, record: raws[index] }
-                }
-            };
-            let event_type = match details {
-                Command::Error { .. } => &self.failure_event_type,
-                _ => &self.change_event_type,
-            };
-            let envelope = Envelope {
-                version: crate::envelope::VERSION,
-                source: &self.config.source,
-                event_type,
-                correlation_id: event_id,
-                details,
-                metadata,
-            };
-            let event = serde_json::value::to_raw_value(&envelope).expect("envelopes always serialize");
-            response_bytes += event.get().len() + usize::from(!events.is_empty());
-            if response_bytes > self.config.max_response_bytes {
-                return Err(EnrichError::ResponseTooLarge {
-                    records: records.len(),
-                    written: index + 1,
-                    size: response_bytes,
-                    limit: self.config.max_response_bytes,
-                });
-            }
-            events.push(event);
         }
-        counts.response_bytes = response_bytes;
+        let Output { events, counts, .. } = output;
         info!(
             records = counts.records,
             mapped = counts.mapped(),
@@ -249,6 +185,103 @@ impl<M: Mapping> Enricher<M> {
             source_table: record.source_table(),
             ttl_delete: record.is_ttl_delete().then_some(true),
         }
+    }
+}
+
+/// The events of a batch so far.
+struct Output<'a> {
+    batch: &'a str,
+    /// The batch split into raw records, made on the first error event (which carries its record).
+    raws: Option<Vec<&'a RawValue>>,
+    events: Vec<Box<RawValue>>,
+    counts: Counts,
+}
+
+impl<'a> Output<'a> {
+    fn new(batch: &'a str) -> Self {
+        // `[` and `]`; each event adds its length and a separating comma.
+        let counts = Counts { response_bytes: 2, ..Counts::default() };
+        Self { batch, raws: None, events: Vec::new(), counts }
+    }
+
+    /// Enriches record `index` and appends its event, if it has one.
+    fn push<M: Mapping>(
+        &mut self,
+        enricher: &Enricher<M>,
+        index: usize,
+        Decoded { record: parsed, salvaged_id }: Decoded<'_>,
+    ) -> Result<(), EnrichError> {
+        let counts = &mut self.counts;
+        counts.records += 1;
+        let event_id = match &parsed {
+            Ok(record) => record.event_id(),
+            Err(_) => salvaged_id.as_deref(),
+        };
+        let outcome = match &parsed {
+            Ok(record) => enricher.process(record),
+            Err(error) => Outcome::Failed(error.clone()),
+        };
+        let metadata = parsed.as_ref().ok().map(|r| enricher.metadata(r));
+        let details = match outcome {
+            Outcome::Unchanged => {
+                counts.skipped += 1;
+                debug!(event_id, index, "unchanged FHIR resource, no event");
+                return Ok(());
+            }
+            Outcome::Put(entity) => {
+                counts.puts += 1;
+                debug!(event_id, index, command = "PUT");
+                Command::Put { entity }
+            }
+            Outcome::Delete(entity) => {
+                counts.deletes += 1;
+                debug!(event_id, index, command = "DELETE");
+                Command::Delete { entity }
+            }
+            Outcome::Failed(error) => {
+                counts.failed += 1;
+                warn!(event_id, index, field = %error.field, kind = error.kind, "record cannot be mapped");
+                if enricher.config.error_policy == ErrorPolicy::FailBatch {
+                    let event_id = event_id.unwrap_or("-").to_owned();
+                    return Err(EnrichError::RecordFailed { index, event_id, error });
+                }
+                let raws = match &mut self.raws {
+                    Some(raws) => raws,
+                    // The walk has not reached the end yet: a truncated batch shows up here.
+                    raws @ None => raws.insert(
+                        serde_json::from_str(self.batch)
+                            .map_err(|error| EnrichError::NotABatch(describe_json_error(&error)))?,
+                    ),
+                };
+                Command::Error { error, record: raws[index] }
+            }
+        };
+        let event_type = match details {
+            Command::Error { .. } => &enricher.failure_event_type,
+            _ => &enricher.change_event_type,
+        };
+        let envelope = Envelope {
+            version: crate::envelope::VERSION,
+            source: &enricher.config.source,
+            event_type,
+            correlation_id: event_id,
+            details,
+            metadata,
+        };
+        let event = serde_json::value::to_raw_value(&envelope).expect("envelopes always serialize");
+        counts.response_bytes += event.get().len() + usize::from(!self.events.is_empty());
+        if counts.response_bytes > enricher.config.max_response_bytes {
+            // Only on this error path is the whole batch counted.
+            let records = serde_json::from_str::<Vec<&RawValue>>(self.batch).map_or(index + 1, |raws| raws.len());
+            return Err(EnrichError::ResponseTooLarge {
+                records,
+                written: index + 1,
+                size: counts.response_bytes,
+                limit: enricher.config.max_response_bytes,
+            });
+        }
+        self.events.push(event);
+        Ok(())
     }
 }
 

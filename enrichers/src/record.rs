@@ -196,11 +196,52 @@ pub struct StreamData<'a> {
 }
 lax_struct!(StreamData);
 
-/// Decodes a whole batch in one pass: one entry per record, a record that is not a JSON object
-/// being `Lax::Wrong`. Fails only when the batch is not a JSON array or a record is not
-/// decodable even laxly (duplicate fields); see [`decode_record`] for that case.
-pub fn decode_batch(batch: &str) -> Result<Vec<Lax<StreamRecord<'_>>>, serde_json::Error> {
-    serde_json::from_str(batch)
+/// Decodes a batch in one pass, handing each record to `each` before the next is decoded, so
+/// one decoded record is alive at a time whatever the batch size; a record that is not a JSON
+/// object is `Lax::Wrong`. `each` stops the walk by returning `Err`, which is passed back.
+/// Fails when the batch is not a JSON array or a record is not decodable even laxly (duplicate
+/// fields); see [`decode_record`] for that case.
+pub fn for_each_record<'a, E>(
+    batch: &'a str,
+    each: impl FnMut(usize, Lax<StreamRecord<'a>>) -> Result<(), E>,
+) -> Result<Result<(), E>, serde_json::Error> {
+    let mut walk = EachRecord { each, stopped: None, _records: PhantomData };
+    let mut deserializer = serde_json::Deserializer::from_str(batch);
+    let decoded = deserializer.deserialize_seq(&mut walk).and_then(|()| deserializer.end());
+    // A stop leaves the rest of the array unread, which serde reports as an error: the stop wins.
+    match walk.stopped {
+        Some(stop) => Ok(Err(stop)),
+        None => decoded.map(Ok),
+    }
+}
+
+struct EachRecord<'a, F, E> {
+    each: F,
+    stopped: Option<E>,
+    _records: PhantomData<StreamRecord<'a>>,
+}
+
+impl<'de, F, E> Visitor<'de> for &mut EachRecord<'de, F, E>
+where
+    F: FnMut(usize, Lax<StreamRecord<'de>>) -> Result<(), E>,
+{
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON array of stream records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(record) = seq.next_element()? {
+            if let Err(stop) = (self.each)(index, record) {
+                self.stopped = Some(stop);
+                break;
+            }
+            index += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Decodes one record on its own.
@@ -467,14 +508,44 @@ mod tests {
         assert_eq!(record.image(ImageKind::New).unwrap_err().field, "dynamodb.NewImage");
     }
 
+    fn decode_all(batch: &str) -> Result<Vec<Lax<StreamRecord<'_>>>, serde_json::Error> {
+        let mut records = Vec::new();
+        for_each_record(batch, |index, record| {
+            assert_eq!(index, records.len());
+            records.push(record);
+            Ok::<_, ()>(())
+        })
+        .map(|walk| walk.unwrap())
+        .map(|()| records)
+    }
+
     #[test]
     fn one_broken_record_does_not_break_the_batch() {
         let batch = r#"[{"eventID":"a","eventName":5},"oops",42,{"eventID":"b","dynamodb":{"NewImage":{}}}]"#;
-        let records = decode_batch(batch).unwrap();
+        let records = decode_all(batch).unwrap();
         assert_eq!(records.len(), 4);
         assert!(matches!(records[1], Lax::Wrong("a string")) && matches!(records[2], Lax::Wrong("a number")));
         let Lax::Ok(first) = &records[0] else { panic!() };
         assert_eq!(first.event_id(), Some("a"), "the eventID survives a broken eventName");
+    }
+
+    #[test]
+    fn a_stop_ends_the_walk_and_is_passed_back() {
+        let batch = r#"[{"eventID":"a"},{"eventID":"b"},{"eventID":"c"}]"#;
+        let mut seen = Vec::new();
+        let walk = for_each_record(batch, |index, _| {
+            seen.push(index);
+            if index == 1 { Err("stop") } else { Ok(()) }
+        });
+        assert_eq!(walk.unwrap(), Err("stop"));
+        assert_eq!(seen, [0, 1]);
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_array_of_decodable_records() {
+        for batch in [r#"{"Records":[]}"#, "[", r#"[{"eventID":"a","eventID":"b"}]"#, "[] []"] {
+            assert!(decode_all(batch).is_err(), "{batch}");
+        }
     }
 
     #[test]
