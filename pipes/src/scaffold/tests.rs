@@ -102,9 +102,12 @@ fn generates_every_file_and_edit() {
         "      CodeUri: ../target/lambda/medication-request-enricher/\n",
         "\n  MedicationRequestPipe:\n",
         "\n  MedicationRequestPipeArn:\n",
+        "\n  MedicationRequestEnabled: !Not [!Equals [!Ref MedicationRequestTableStreamArn, '']]\n",
     ] {
         assert_eq!(template.matches(expected).count(), 1, "{expected:?}");
     }
+    // Deployed only when its stream ARN is given: 5 resources and 4 outputs carry the condition.
+    assert_eq!(template.matches("    Condition: MedicationRequestEnabled\n").count(), 9);
     // Each block lands in its own section.
     let section = |name: &str| template.find(&format!("\n{name}:\n")).unwrap();
     let at = |text: &str| template.find(text).unwrap();
