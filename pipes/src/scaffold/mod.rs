@@ -186,28 +186,20 @@ pub fn new_mapping(root: &Path, resource: &str, parts: &[Part]) -> Result<Vec<Pa
     if parts.contains(&Part::Binary) {
         new_file(format!("enrichers/src/bin/{}-enricher.rs", names.name), names.render(BINARY), &mut changes);
     }
-    if parts.contains(&Part::Mapping) {
-        let text = read(&root.join(LIB))?;
-        match edit_lib(&text, &names) {
-            Ok(edited) => changes.push(Change { path: root.join(LIB), text: edited, new_file: false }),
-            Err(Conflict::Present) => present.push(format!("{LIB} (pub mod {})", names.module)),
-            Err(Conflict::Missing(what)) => return Err(no_insertion_point(LIB, what)),
+    type Edit = fn(&str, &Names) -> Result<String, Conflict>;
+    let edits: [(Part, &str, Edit, String); 3] = [
+        (Part::Mapping, LIB, edit_lib, format!("{LIB} (pub mod {})", names.module)),
+        (Part::Registry, REGISTRY, edit_registry, format!("{REGISTRY} (entry \"{}\")", names.name)),
+        (Part::Template, TEMPLATE, edit_template, format!("{TEMPLATE} ({}Pipe)", names.resource)),
+    ];
+    for (part, file, edit, what_is_present) in edits {
+        if !parts.contains(&part) {
+            continue;
         }
-    }
-    if parts.contains(&Part::Registry) {
-        let text = read(&root.join(REGISTRY))?;
-        match edit_registry(&text, &names) {
-            Ok(edited) => changes.push(Change { path: root.join(REGISTRY), text: edited, new_file: false }),
-            Err(Conflict::Present) => present.push(format!("{REGISTRY} (entry \"{}\")", names.name)),
-            Err(Conflict::Missing(what)) => return Err(no_insertion_point(REGISTRY, what)),
-        }
-    }
-    if parts.contains(&Part::Template) {
-        let text = read(&root.join(TEMPLATE))?;
-        match edit_template(&text, &names) {
-            Ok(edited) => changes.push(Change { path: root.join(TEMPLATE), text: edited, new_file: false }),
-            Err(Conflict::Present) => present.push(format!("{TEMPLATE} ({}Pipe)", names.resource)),
-            Err(Conflict::Missing(what)) => return Err(no_insertion_point(TEMPLATE, what)),
+        match edit(&read(&root.join(file))?, &names) {
+            Ok(edited) => changes.push(Change { path: root.join(file), text: edited, new_file: false }),
+            Err(Conflict::Present) => present.push(what_is_present),
+            Err(Conflict::Missing(what)) => return Err(no_insertion_point(file, what)),
         }
     }
     if !present.is_empty() {
