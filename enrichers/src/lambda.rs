@@ -103,6 +103,14 @@ impl From<EnrichError> for Diagnostic {
     }
 }
 
+/// The whole `main` of a resource's Lambda: logging, settings from the environment, then
+/// [`run`]. Mappings with settings of their own read them before (see `patient-enricher`).
+pub async fn serve<M: Mapping>(mapping: M) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let config = config_from_env(M::RESOURCE_TYPE, |name| std::env::var(name).ok())?;
+    run(Enricher::new(mapping, config)).await
+}
+
 /// Runs `enricher` as a Lambda function until the runtime stops it.
 pub async fn run<M: Mapping>(enricher: Enricher<M>) -> Result<(), lambda_runtime::Error> {
     let enricher = &enricher;

@@ -2,7 +2,9 @@
 //! runtime (which finds a template function's resource by its binary) and the fixture tests
 //! all look resources up here. A new mapping is one more [`Resource`] in [`RESOURCES`].
 
-use fhir_pipes_mappings::Mapping;
+use fhir_pipes_mappings::{
+    ConditionMapping, EncounterMapping, Mapping, ObservationMapping, OrganizationMapping, PractitionerMapping,
+};
 
 use crate::{EnrichError, Enriched, Enricher, lambda};
 
@@ -41,12 +43,45 @@ pub struct Resource {
 }
 
 /// Every shipped mapping.
-pub static RESOURCES: &[Resource] = &[Resource {
-    name: "patient",
-    resource_type: "Patient",
-    binary: "patient-enricher",
-    build: |settings| boxed(lambda::patient_mapping(settings), settings),
-}];
+pub static RESOURCES: &[Resource] = &[
+    Resource {
+        name: "patient",
+        resource_type: "Patient",
+        binary: "patient-enricher",
+        build: |settings| boxed(lambda::patient_mapping(settings), settings),
+    },
+    Resource {
+        name: "practitioner",
+        resource_type: "Practitioner",
+        binary: "practitioner-enricher",
+        build: |settings| boxed(PractitionerMapping, settings),
+    },
+    Resource {
+        name: "organization",
+        resource_type: "Organization",
+        binary: "organization-enricher",
+        build: |settings| boxed(OrganizationMapping, settings),
+    },
+    Resource {
+        name: "encounter",
+        resource_type: "Encounter",
+        binary: "encounter-enricher",
+        build: |settings| boxed(EncounterMapping, settings),
+    },
+    Resource {
+        name: "observation",
+        resource_type: "Observation",
+        binary: "observation-enricher",
+        build: |settings| boxed(ObservationMapping, settings),
+    },
+    Resource {
+        name: "condition",
+        resource_type: "Condition",
+        binary: "condition-enricher",
+        build: |settings| boxed(ConditionMapping, settings),
+    },
+    // `fhir-pipes new mapping` adds entries above this line.
+];
 
 fn boxed<M: Mapping + 'static>(mapping: M, settings: Settings<'_>) -> Result<Box<dyn BatchEnricher>, String> {
     let config = lambda::config_from_env(M::RESOURCE_TYPE, settings)?;
@@ -75,6 +110,27 @@ mod tests {
             assert_eq!(find(key).map(|r| r.resource_type), Some("Patient"), "{key}");
         }
         assert!(find("encounter-enricher-x").is_none());
+    }
+
+    #[test]
+    fn every_entry_is_consistent_and_has_its_binary() {
+        let bins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+        for resource in RESOURCES {
+            // Kebab case of the type (`MedicationRequest` → `medication-request`), as the scaffold names it.
+            let kebab: String = resource
+                .resource_type
+                .char_indices()
+                .flat_map(|(i, c)| {
+                    (i > 0 && c.is_ascii_uppercase()).then_some('-').into_iter().chain([c.to_ascii_lowercase()])
+                })
+                .collect();
+            assert_eq!(resource.name, kebab);
+            assert_eq!(resource.binary, format!("{}-enricher", resource.name));
+            assert!(bins.join(format!("{}.rs", resource.binary)).exists(), "no src/bin/{}.rs", resource.binary);
+            let enricher = (resource.build)(&|_| None).unwrap();
+            assert_eq!(enricher.resource_type(), resource.resource_type);
+            assert_eq!(find(resource.name).map(|r| r.binary), Some(resource.binary));
+        }
     }
 
     #[test]

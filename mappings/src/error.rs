@@ -70,3 +70,10 @@ impl MappingError {
         )
     }
 }
+
+impl From<fhir_sdk::BuilderError> for MappingError {
+    fn from(error: fhir_sdk::BuilderError) -> Self {
+        // Only reachable through a bug in a mapping (a required FHIR element not set).
+        MappingError::new("(resource)", ErrorKind::InvalidValue, format!("FHIR builder: {error}"))
+    }
+}

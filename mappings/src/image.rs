@@ -25,7 +25,9 @@ pub enum AttributeValue<'a> {
     Null,
     /// `M`: a nested map.
     M(Image<'a>),
-    /// `L`, `SS`, `NS`, `BS`, `B`: types no shipped mapping reads; the tag is kept, the content skipped.
+    /// `L`: a list of values.
+    L(Vec<AttributeValue<'a>>),
+    /// `SS`, `NS`, `BS`, `B`: types no shipped mapping reads; the tag is kept, the content skipped.
     Other(&'static str),
     /// A value whose JSON does not match any DynamoDB type.
     Malformed,
@@ -40,6 +42,7 @@ impl AttributeValue<'_> {
             AttributeValue::Bool(_) => "BOOL",
             AttributeValue::Null => "NULL",
             AttributeValue::M(_) => "M",
+            AttributeValue::L(_) => "L",
             AttributeValue::Other(tag) => tag,
             AttributeValue::Malformed => "malformed value",
         }
@@ -111,6 +114,15 @@ impl<'a> Image<'a> {
             None | Some(AttributeValue::Null) => Ok(None),
             Some(AttributeValue::Bool(value)) => Ok(Some(*value)),
             Some(other) => Err(MappingError::wrong_type(path, "BOOL", other)),
+        }
+    }
+
+    /// Reads an `L` attribute (absent or `NULL` is an empty list).
+    pub fn list(&self, name: &str, path: &str) -> Result<&[AttributeValue<'a>], MappingError> {
+        match self.get(name) {
+            None | Some(AttributeValue::Null) => Ok(&[]),
+            Some(AttributeValue::L(values)) => Ok(values),
+            Some(other) => Err(MappingError::wrong_type(path, "L", other)),
         }
     }
 
@@ -187,10 +199,13 @@ impl<'de> Visitor<'de> for AttributeVisitor {
                     AttributeValue::Null
                 }
                 "M" => map.next_value::<Lenient<Image<'de>>>()?.0.map_or(AttributeValue::Malformed, AttributeValue::M),
+                "L" => map
+                    .next_value::<Lenient<Vec<AttributeValue<'de>>>>()?
+                    .0
+                    .map_or(AttributeValue::Malformed, AttributeValue::L),
                 other => {
                     map.next_value::<IgnoredAny>()?;
                     match other {
-                        "L" => AttributeValue::Other("L"),
                         "SS" => AttributeValue::Other("SS"),
                         "NS" => AttributeValue::Other("NS"),
                         "BS" => AttributeValue::Other("BS"),
@@ -289,6 +304,7 @@ impl AttributeValue<'_> {
             AttributeValue::N(n) => D::N(n.to_string()),
             AttributeValue::Bool(b) => D::Bool(*b),
             AttributeValue::M(image) => D::M(image.to_item().into()),
+            AttributeValue::L(values) => D::L(values.iter().map(AttributeValue::to_dynamo).collect()),
             AttributeValue::Null | AttributeValue::Other(_) | AttributeValue::Malformed => D::Null(true),
         }
     }
@@ -309,14 +325,16 @@ mod tests {
         assert_eq!(image.get("d"), Some(&AttributeValue::Null));
         assert_eq!(image.map("e", "e").unwrap().unwrap().string("f", "e.f").unwrap(), Some("y"));
         assert_eq!(image.get("g"), Some(&AttributeValue::Other("SS")));
-        assert_eq!(image.get("h"), Some(&AttributeValue::Other("L")));
+        assert_eq!(image.list("h", "h").unwrap(), &[AttributeValue::S("z".into())]);
+        assert_eq!(image.list("absent", "absent").unwrap(), &[]);
+        assert_eq!(image.list("a", "a").unwrap_err().kind, crate::ErrorKind::WrongType);
     }
 
     #[test]
     fn odd_values_become_malformed_instead_of_failing_the_image() {
-        let json = r#"{"a":{"S":5},"b":{},"c":{"S":"x","N":"1"},"d":"plain","e":{"XX":1},"f":{"M":[]}}"#;
+        let json = r#"{"a":{"S":5},"b":{},"c":{"S":"x","N":"1"},"d":"plain","e":{"XX":1},"f":{"M":[]},"g":{"L":{}}}"#;
         let image = Image::from_json(json).unwrap();
-        for name in ["a", "b", "c", "d", "e", "f"] {
+        for name in ["a", "b", "c", "d", "e", "f", "g"] {
             assert_eq!(image.get(name), Some(&AttributeValue::Malformed), "{name}");
         }
     }

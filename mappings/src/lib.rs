@@ -5,16 +5,32 @@
 //! generic over [`Mapping`]: envelopes, skip-unchanged, DELETE handling and error events are
 //! written once there.
 
+pub mod condition;
+pub mod datatypes;
+pub mod dates;
+pub mod decode;
+pub mod encounter;
 pub mod error;
 pub mod id;
 pub mod image;
+pub mod observation;
+pub mod organization;
 pub mod patient;
+pub mod practitioner;
 pub mod text;
 
+#[cfg(test)]
+mod test_support;
+
+pub use condition::ConditionMapping;
+pub use encounter::EncounterMapping;
 pub use error::{ErrorKind, MappingError};
 pub use id::{fhir_id, is_valid_fhir_id, reference};
 pub use image::{AttributeValue, CowStr, Image};
+pub use observation::ObservationMapping;
+pub use organization::OrganizationMapping;
 pub use patient::PatientMapping;
+pub use practitioner::PractitionerMapping;
 pub use text::fhir_string;
 
 use serde::Serialize;
@@ -32,5 +48,8 @@ pub trait Mapping: Send + Sync {
     fn map(&self, image: &Image<'_>) -> Result<Self::Resource, MappingError>;
 
     /// The FHIR id of the record from its key attributes only (a REMOVE without an old image).
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError>;
+    /// By default the `id` key attribute, by the shared id rule ([`fhir_id`]).
+    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
+        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
+    }
 }

@@ -17,14 +17,18 @@ use fhir_sdk::{
     r4b::{
         codes::{AddressUse, AdministrativeGender, ContactPointSystem, NameUse},
         resources::Patient,
-        types::{Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier},
+        types::HumanName,
     },
 };
 
-use crate::{ErrorKind, Image, Mapping, MappingError, fhir_id, fhir_string};
+use crate::{
+    ErrorKind, Image, Mapping, MappingError,
+    datatypes::{address, identifier, telecom},
+    dates, fhir_id, fhir_string,
+};
 
 /// Code system of identifier types (HL7 v2 table 0203).
-pub const IDENTIFIER_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
+pub const IDENTIFIER_TYPE_SYSTEM: &str = crate::datatypes::systems::IDENTIFIER_TYPE;
 
 /// Identifier system used for `mrn` unless configured.
 pub const DEFAULT_MRN_SYSTEM: &str = "urn:fhir-pipes:mrn";
@@ -58,23 +62,18 @@ impl Mapping for PatientMapping {
         let email = image.string("email", "email")?;
         let mrn = image.string("mrn", "mrn")?;
         let active = image.bool("active", "active")?;
-        let address = image.map("address", "address")?.map(map_address).transpose()?.flatten();
+        let address = address(image, AddressUse::Home)?;
 
         let mut given = vec![Some(fhir_string(first_name))];
         given.extend(middle_name.map(|m| Some(fhir_string(m))));
         let name = HumanName::builder().r#use(NameUse::Official).family(fhir_string(last_name)).given(given);
 
-        let mut telecom = Vec::new();
-        for (system, value) in [(ContactPointSystem::Phone, phone), (ContactPointSystem::Email, email)] {
-            if let Some(value) = value {
-                telecom.push(Some(ContactPoint::builder().system(system).value(fhir_string(value)).build()?));
-            }
-        }
+        let telecom = telecom(&[(ContactPointSystem::Phone, phone), (ContactPointSystem::Email, email)], None)?;
 
         let mut patient =
             Patient::builder().id(id).name(vec![Some(name.build()?)]).birth_date(birth_date).telecom(telecom);
         if let Some(mrn) = mrn {
-            patient = patient.identifier(vec![Some(self.mrn_identifier(mrn)?)]);
+            patient = patient.identifier(vec![Some(identifier(Some("MR"), &self.mrn_system, mrn)?)]);
         }
         if let Some(active) = active {
             patient = patient.active(active);
@@ -87,49 +86,6 @@ impl Mapping for PatientMapping {
         }
         Ok(patient.build()?)
     }
-
-    fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
-        Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
-    }
-}
-
-impl PatientMapping {
-    fn mrn_identifier(&self, mrn: &str) -> Result<Identifier, MappingError> {
-        let coding = Coding::builder().system(IDENTIFIER_TYPE_SYSTEM.to_owned()).code("MR".to_owned()).build()?;
-        Ok(Identifier::builder()
-            .r#type(CodeableConcept::builder().coding(vec![Some(coding)]).build()?)
-            .system(self.mrn_system.clone())
-            .value(fhir_string(mrn))
-            .build()?)
-    }
-}
-
-/// `address` M → one home Address; `None` when every part is missing.
-fn map_address(address: &Image<'_>) -> Result<Option<Address>, MappingError> {
-    let line1 = address.string("address1", "address.address1")?;
-    let line2 = address.string("address2", "address.address2")?;
-    let city = address.string("city", "address.city")?;
-    let state = address.string("state", "address.state")?;
-    let zip = address.string_or_number("zip", "address.zip")?;
-    let country = address.string("country", "address.country")?;
-    if [line1, line2, city, state, zip, country].iter().all(Option::is_none) {
-        return Ok(None);
-    }
-    let lines = [line1, line2].into_iter().flatten().map(|l| Some(fhir_string(l))).collect();
-    let mut builder = Address::builder().r#use(AddressUse::Home).line(lines);
-    if let Some(city) = city {
-        builder = builder.city(fhir_string(city));
-    }
-    if let Some(state) = state {
-        builder = builder.state(fhir_string(state));
-    }
-    if let Some(zip) = zip {
-        builder = builder.postal_code(fhir_string(zip));
-    }
-    if let Some(country) = country {
-        builder = builder.country(fhir_string(country));
-    }
-    Ok(Some(builder.build()?))
 }
 
 /// `M`/`male`, `F`/`female`, `O`/`other`, `U`/`unknown`, any case.
@@ -152,37 +108,7 @@ pub fn parse_gender(code: &str) -> Result<AdministrativeGender, MappingError> {
 
 /// `YYYY-MM-DD` or `MM-DD-YYYY`, on the calendar, to a FHIR date (`YYYY-MM-DD`).
 pub fn parse_birth_date(text: &str) -> Result<Date, MappingError> {
-    let invalid = || {
-        MappingError::new("birthDate", ErrorKind::InvalidDate, "not a calendar date in YYYY-MM-DD or MM-DD-YYYY format")
-    };
-    let bytes = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| -> Option<u16> {
-        let part = bytes.get(range)?;
-        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')))
-    };
-    let (year, month, day) = match bytes {
-        [_, _, _, _, b'-', _, _, b'-', _, _] => (digits(0..4), digits(5..7), digits(8..10)),
-        [_, _, b'-', _, _, b'-', _, _, _, _] => (digits(6..10), digits(0..2), digits(3..5)),
-        _ => return Err(invalid()),
-    };
-    let (Some(year), Some(month), Some(day)) = (year, month, day) else {
-        return Err(invalid());
-    };
-    // FHIR dates have no year 0000.
-    if year == 0 {
-        return Err(invalid());
-    }
-    let month = u8::try_from(month).ok().and_then(|m| fhir_sdk::time::Month::try_from(m).ok()).ok_or_else(invalid)?;
-    let day = u8::try_from(day).map_err(|_| invalid())?;
-    let date = fhir_sdk::time::Date::from_calendar_date(i32::from(year), month, day).map_err(|_| invalid())?;
-    Ok(Date::Date(date))
-}
-
-impl From<fhir_sdk::BuilderError> for MappingError {
-    fn from(error: fhir_sdk::BuilderError) -> Self {
-        // Only reachable through a bug in a mapping (a required FHIR element not set).
-        MappingError::new("(resource)", ErrorKind::InvalidValue, format!("FHIR builder: {error}"))
-    }
+    dates::parse_full_date(text, "birthDate")
 }
 
 #[cfg(test)]

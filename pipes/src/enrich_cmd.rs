@@ -9,24 +9,31 @@ use std::{
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
-use fhir_pipes_enrichers::{EnrichConfig, Enricher, ErrorPolicy, lambda, sample};
-use fhir_pipes_mappings::{Mapping, PatientMapping, patient::DEFAULT_MRN_SYSTEM};
+use fhir_pipes_enrichers::{ErrorPolicy, lambda, resources, sample};
+use fhir_pipes_mappings::patient::DEFAULT_MRN_SYSTEM;
 
 /// The demo batch used when no input is given: every kind of change, one bad record.
 pub const DEMO_PATIENT_BATCH: &str = include_str!("../../fixtures/patient/demo.input.json");
 
-/// Resources with a shipped mapping.
+/// Resources whose sample tables `fhir-pipes sample` can imitate.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Resource {
     /// The reference `Patients` table mapping.
     Patient,
 }
 
+/// A mapping of the registry (`enrichers/src/resources.rs`), by name, FHIR type or binary.
+fn registered(name: &str) -> Result<&'static resources::Resource, String> {
+    resources::find(name).ok_or_else(|| format!("no mapping `{name}`; known: {}", resources::names().join(", ")))
+}
+
 /// Arguments of `fhir-pipes enrich`.
 #[derive(Debug, Args)]
 pub struct EnrichArgs {
-    /// Which mapping to run.
-    pub resource: Resource,
+    /// Which mapping to run: a name of the registry (patient, practitioner, organization,
+    /// encounter, observation, condition, or one added with `fhir-pipes new mapping`).
+    #[arg(value_parser = registered)]
+    pub resource: &'static resources::Resource,
     /// A JSON array of stream records; `-` for stdin. Without it: stdin when piped, else the embedded demo batch.
     pub input: Option<PathBuf>,
     /// Write the events here instead of stdout.
@@ -50,11 +57,17 @@ impl EnrichArgs {
     /// Runs the command.
     pub fn run(&self) -> anyhow::Result<()> {
         let batch = self.read_input()?;
-        match self.resource {
-            Resource::Patient => {
-                let mapping = PatientMapping { mrn_system: self.mrn_system.clone() };
-                self.enrich(mapping, &batch)
-            }
+        self.enrich(&batch)
+    }
+
+    /// The Lambda environment variable `name` as these arguments set it.
+    fn setting(&self, name: &str) -> Option<String> {
+        match name {
+            lambda::ENV_SOURCE => self.source.clone(),
+            lambda::ENV_MRN_SYSTEM => Some(self.mrn_system.clone()),
+            lambda::ENV_SKIP_UNCHANGED => Some(self.skip_unchanged.to_string()),
+            lambda::ENV_ERROR_POLICY => Some(self.error_policy.to_string()),
+            _ => None,
         }
     }
 
@@ -65,6 +78,11 @@ impl EnrichArgs {
                 return std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
             }
             None if io::stdin().is_terminal() => {
+                anyhow::ensure!(
+                    self.resource.name == "patient",
+                    "no input given: pass a file of {} stream records or pipe one in",
+                    self.resource.resource_type
+                );
                 eprintln!("fhir-pipes: no input given, enriching the embedded demo batch (pass a file or pipe one in)");
                 return Ok(DEMO_PATIENT_BATCH.to_owned());
             }
@@ -77,14 +95,9 @@ impl EnrichArgs {
         Ok(batch)
     }
 
-    fn enrich<M: Mapping>(&self, mapping: M, batch: &str) -> anyhow::Result<()> {
-        let mut config = EnrichConfig::for_resource(M::RESOURCE_TYPE);
-        if let Some(source) = &self.source {
-            config.source.clone_from(source);
-        }
-        config.skip_unchanged = self.skip_unchanged;
-        config.error_policy = self.error_policy;
-        let enriched = Enricher::new(mapping, config).enrich(batch)?;
+    fn enrich(&self, batch: &str) -> anyhow::Result<()> {
+        let enricher = (self.resource.build)(&|name| self.setting(name)).map_err(anyhow::Error::msg)?;
+        let enriched = enricher.enrich(batch)?;
         let mut out: Box<dyn Write> = match &self.output {
             Some(path) => Box::new(io::BufWriter::new(
                 std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -133,5 +146,37 @@ impl SampleArgs {
         out.write_all(batch.as_bytes())?;
         out.write_all(b"\n")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_come_from_the_registry() {
+        assert_eq!(registered("Encounter").unwrap().binary, "encounter-enricher");
+        assert_eq!(registered("observation-enricher").unwrap().resource_type, "Observation");
+        assert!(registered("device").unwrap_err().contains("patient, practitioner"));
+    }
+
+    #[test]
+    fn arguments_become_the_lambda_settings() {
+        let args = EnrichArgs {
+            resource: registered("condition").unwrap(),
+            input: None,
+            output: None,
+            source: Some("ClinicConditions".to_owned()),
+            mrn_system: DEFAULT_MRN_SYSTEM.to_owned(),
+            skip_unchanged: false,
+            error_policy: ErrorPolicy::FailBatch,
+        };
+        let enricher = (args.resource.build)(&|name| args.setting(name)).unwrap();
+        let batch = r#"[{"eventID":"e1","eventName":"REMOVE","dynamodb":{"Keys":{"id":{"S":"c1"}}}}]"#;
+        let event = String::from_utf8(enricher.enrich(batch).unwrap().to_json()).unwrap();
+        assert!(event.contains(r#""source":"ClinicConditions""#), "{event}");
+        assert!(event.contains(r#""entity":{"resourceType":"Condition","id":"c1"}"#), "{event}");
+        assert_eq!(args.setting(lambda::ENV_ERROR_POLICY).as_deref(), Some("fail-batch"));
+        assert_eq!(args.setting(lambda::ENV_SKIP_UNCHANGED).as_deref(), Some("false"));
     }
 }

@@ -4,8 +4,10 @@
 pub mod aws;
 pub mod enrich_cmd;
 pub mod filter;
+pub mod new_cmd;
 pub mod run_cmd;
 pub mod runtime;
+pub mod scaffold;
 pub mod source;
 pub mod target;
 pub mod template;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use fhir_pipes::{
     enrich_cmd::{EnrichArgs, SampleArgs},
+    new_cmd::NewArgs,
     run_cmd::{FilterArgs, INVALID_PATTERN_EXIT_CODE, RunArgs},
 };
 
@@ -25,6 +26,8 @@ enum Command {
     Filter(FilterArgs),
     /// Print a generated batch of fake stream records (for benchmarks and load tests).
     Sample(SampleArgs),
+    /// Generate the files of something new, e.g. `new mapping Device`.
+    New(NewArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +46,7 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(INVALID_PATTERN_EXIT_CODE);
             }
         },
+        Command::New(args) => args.run(),
     }
 }
 

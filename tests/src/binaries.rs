@@ -14,6 +14,8 @@ fn profile_dir() -> PathBuf {
 
 /// Builds `bin` of `package` (same profile and target directory as the tests) and returns its
 /// path. Panics with cargo's output when the build fails: a test that needs it never skips.
+/// It builds what `cargo test --workspace` builds, so features resolve the same way and nothing
+/// is rebuilt (a `-p <package>` build resolves features alone and rebuilt every dependency).
 pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     let _serialised = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let profile_dir = profile_dir();
@@ -22,7 +24,7 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--quiet", "-p", package, "--bin", bin, "--target-dir"])
+        .args(["build", "--quiet", "--workspace", "--all-targets", "--target-dir"])
         .arg(target_dir)
         .current_dir(crate::workspace_root());
     if release {
@@ -31,7 +33,7 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     let output = command.output().unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
     assert!(
         output.status.success(),
-        "`cargo build -p {package} --bin {bin}` failed:\n{}",
+        "`cargo build --workspace --all-targets` (for {package}'s {bin}) failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));

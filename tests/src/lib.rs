@@ -229,33 +229,31 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
     }
 }
 
-/// Runs a golden case through the Lambda handler, as Pipes would invoke it. Returns the events
-/// (a JSON array), or `{"invocationError": {"kind", "message"}}` when the invocation fails.
+/// Runs a golden case through the registry's enricher for its folder (`resources::find`), built
+/// from the case's Lambda environment variables (`{"env": {"FHIR_PIPES_SOURCE": …}}` in
+/// `<case>.config.json`). Returns the events (a JSON array), or
+/// `{"invocationError": {"kind", "message"}}` when the invocation fails.
 pub fn enrich_case(case: &FixtureCase) -> Value {
-    use fhir_pipes_enrichers::{EnrichConfig, Enricher, lambda};
-    use fhir_pipes_mappings::PatientMapping;
+    use fhir_pipes_enrichers::resources;
 
-    let mut settings = case.config();
-    let mrn_system = settings.as_object_mut().and_then(|s| s.remove("mrnSystem"));
-    let config: EnrichConfig = serde_json::from_value(settings)
-        .unwrap_or_else(|e| panic!("{}: bad settings: {e}", case.config_path().display()));
-    let payload = serde_json::value::RawValue::from_string(case.input_text())
-        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", case.input.display()));
-    let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let result = match case.resource.as_str() {
-        "patient" => {
-            let mapping = PatientMapping {
-                mrn_system: mrn_system
-                    .and_then(|s| s.as_str().map(str::to_owned))
-                    .unwrap_or(PatientMapping::default().mrn_system),
-            };
-            runtime.block_on(lambda::handle(&Enricher::new(mapping, config), event))
-        }
-        other => panic!("fixtures/{other}: no mapping is registered for this folder in tests/src/lib.rs"),
+    let config = case.config();
+    let config_path = case.config_path();
+    let object = config.as_object().unwrap_or_else(|| panic!("{}: not a JSON object", config_path.display()));
+    if let Some(unknown) = object.keys().find(|key| *key != "env") {
+        panic!("{}: unknown setting `{unknown}` (only `env` is read)", config_path.display());
+    }
+    let env: HashMap<String, String> = match object.get("env") {
+        Some(env) => serde_json::from_value(env.clone())
+            .unwrap_or_else(|e| panic!("{}: `env` must map names to strings: {e}", config_path.display())),
+        None => HashMap::new(),
     };
-    match result {
-        Ok(events) => Value::Array(events.iter().map(|e| serde_json::from_str(e.get()).unwrap()).collect()),
+    let resource = resources::find(&case.resource)
+        .unwrap_or_else(|| panic!("fixtures/{}: no mapping of that name in enrichers/src/resources.rs", case.resource));
+    let settings = |name: &str| env.get(name).cloned();
+    let enricher =
+        (resource.build)(&settings).unwrap_or_else(|e| panic!("{}: invalid settings: {e}", config_path.display()));
+    match enricher.enrich(&case.input_text()) {
+        Ok(enriched) => Value::Array(enriched.events.iter().map(|e| serde_json::from_str(e.get()).unwrap()).collect()),
         Err(error) => serde_json::json!({"invocationError": {"kind": error.kind(), "message": error.to_string()}}),
     }
 }

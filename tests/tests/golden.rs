@@ -37,6 +37,14 @@ fn every_fixture_entity_is_valid_fhir_r4() {
         let expected = parse(&read(&expected_path), &expected_path);
         for (index, event) in expected.as_array().into_iter().flatten().enumerate() {
             let Some(entity) = event["details"].get("entity") else { continue };
+            if event["details"]["command"] == "DELETE" && is_bare_identity(entity) {
+                // A DELETE without a mappable old image carries only the identity to delete, not
+                // a resource: Encounter, Observation, Condition have required elements it lacks.
+                let id = entity["id"].as_str().unwrap_or_default();
+                assert!(fhir_pipes_mappings::is_valid_fhir_id(id), "{}/{}: bad id {id}", case.resource, case.name);
+                checked += 1;
+                continue;
+            }
             let violations = r4_violations(entity);
             assert!(
                 violations.is_empty(),
@@ -49,6 +57,10 @@ fn every_fixture_entity_is_valid_fhir_r4() {
         }
     }
     assert!(checked >= 20, "only {checked} entities checked");
+}
+
+fn is_bare_identity(entity: &serde_json::Value) -> bool {
+    entity.as_object().is_some_and(|o| o.len() == 2 && o.contains_key("resourceType") && o.contains_key("id"))
 }
 
 #[test]

@@ -6,8 +6,34 @@ use fhir_pipes_e2e::{CapturedLogs, enrich_case, fixture_cases, parse};
 use serde_json::Value;
 
 /// Attributes whose values are patient data.
-const PHI_ATTRIBUTES: &[&str] =
-    &["id", "firstName", "middleName", "lastName", "birthDate", "phone", "email", "mrn", "address"];
+/// Attributes whose values are patient data or identifiers (of every shipped resource's table).
+const PHI_ATTRIBUTES: &[&str] = &[
+    "id",
+    "firstName",
+    "middleName",
+    "lastName",
+    "birthDate",
+    "phone",
+    "email",
+    "mrn",
+    "address",
+    "npi",
+    "taxId",
+    "name",
+    "patientId",
+    "practitionerId",
+    "organizationId",
+    "encounterId",
+    "issuerId",
+    "partOfId",
+    "qualifications",
+    "start",
+    "end",
+    "effective",
+    "onset",
+    "abatement",
+    "recordedDate",
+];
 
 fn collect_strings(value: &Value, out: &mut Vec<String>) {
     match value {

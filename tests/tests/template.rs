@@ -28,3 +28,20 @@ fn the_template_uses_only_real_pipe_properties() {
     assert!(template.contains("AWS::Pipes::Pipe"));
     assert!(template.contains("AUTOMATIC_BISECT"));
 }
+
+#[test]
+fn every_registered_resource_has_its_pipe_and_function() {
+    let template = std::fs::read_to_string(workspace_root().join("pipes/template.yaml")).unwrap();
+    for resource in fhir_pipes_enrichers::resources::RESOURCES {
+        let r = resource.resource_type;
+        for expected in [
+            format!("\n  {r}Pipe:\n    Type: AWS::Pipes::Pipe\n"),
+            format!("\n  {r}EnricherFunction:\n    Type: AWS::Serverless::Function\n"),
+            format!("      CodeUri: ../target/lambda/{}/\n", resource.binary),
+            format!("\n  {r}EntityType:\n"),
+            format!("      - Label: {{default: {r}}}\n"),
+        ] {
+            assert_eq!(template.matches(&expected).count(), 1, "pipes/template.yaml: {expected:?} for {r}");
+        }
+    }
+}

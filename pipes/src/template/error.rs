@@ -64,6 +64,14 @@ pub enum TemplateError {
     /// The template has no pipe at all.
     #[error("the template declares no AWS::Pipes::Pipe resource")]
     NoPipe,
+    /// No pipe's `Condition` holds with the parameters given.
+    #[error(
+        "none of the template's pipes ({pipes}) is created with these parameters: enable one (e.g. give its table's stream ARN) or name it with --pipe"
+    )]
+    NoPipeCreated {
+        /// The pipes present, comma separated.
+        pipes: String,
+    },
     /// A filter pattern EventBridge Pipes would reject.
     #[error("{path}: invalid filter pattern: {source}")]
     Filter {

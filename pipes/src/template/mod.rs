@@ -121,27 +121,48 @@ impl Template {
         Ok((values, placeholders))
     }
 
-    /// The pipe `logical_id` (default: the first `AWS::Pipes::Pipe`) with `parameters`
-    /// (`Key=Value`) resolved into a runnable definition.
+    /// The pipe `logical_id` (default: the first `AWS::Pipes::Pipe`, by logical id, that these
+    /// parameters create) with `parameters` (`Key=Value`) resolved into a runnable definition.
     pub fn pipe(&self, logical_id: Option<&str>, parameters: &[String]) -> Result<PipeDefinition, TemplateError> {
         let ids = self.pipe_ids();
+        let (values, placeholders) = self.parameters(parameters)?;
+        let scope = Scope::new(&self.root, values);
+        let created = |id: &str| -> Result<Option<String>, TemplateError> {
+            match self.root["Resources"][id].get("Condition").and_then(Value::as_str) {
+                Some(condition) if !scope.condition(condition, &format!("Resources.{id}.Condition"), 0)? => {
+                    Ok(Some(condition.to_owned()))
+                }
+                _ => Ok(None),
+            }
+        };
         let id = match logical_id {
-            Some(id) if ids.iter().any(|p| p == id) => id.to_owned(),
+            Some(id) if ids.iter().any(|p| p == id) => {
+                if let Some(condition) = created(id)? {
+                    return Err(TemplateError::invalid(
+                        &format!("Resources.{id}.Condition"),
+                        format!("the pipe is not created with these parameters ({condition} is false)"),
+                    ));
+                }
+                id.to_owned()
+            }
             Some(id) => {
                 return Err(TemplateError::PipeNotFound { requested: id.to_owned(), available: ids.join(", ") });
             }
-            None => ids.first().cloned().ok_or(TemplateError::NoPipe)?,
+            None => {
+                let mut enabled = None;
+                for id in &ids {
+                    if created(id)?.is_none() {
+                        enabled = Some(id.clone());
+                        break;
+                    }
+                }
+                match enabled {
+                    Some(id) => id,
+                    None if ids.is_empty() => return Err(TemplateError::NoPipe),
+                    None => return Err(TemplateError::NoPipeCreated { pipes: ids.join(", ") }),
+                }
+            }
         };
-        let (values, placeholders) = self.parameters(parameters)?;
-        let scope = Scope::new(&self.root, values);
-        if let Some(condition) = self.root["Resources"][&id].get("Condition").and_then(Value::as_str)
-            && !scope.condition(condition, &format!("Resources.{id}.Condition"), 0)?
-        {
-            return Err(TemplateError::invalid(
-                &format!("Resources.{id}.Condition"),
-                format!("the pipe is not created with these parameters ({condition} is false)"),
-            ));
-        }
         let base = format!("Resources.{id}.Properties");
         let raw = self.root["Resources"][&id].get("Properties").cloned().unwrap_or_default();
         let properties = scope.resolve_present(&raw, &base)?;

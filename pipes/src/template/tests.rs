@@ -83,8 +83,13 @@ fn parameter_mistakes_are_named() {
     let error = real().pipe(None, &["TargetType=Kinesis".to_owned()]).unwrap_err();
     assert!(error.to_string().contains("Parameters.TargetType"), "{error}");
     assert!(matches!(real().pipe(None, &["BatchSize".to_owned()]), Err(TemplateError::ParameterSyntax(_))));
-    let error = real().pipe(Some("EncounterPipe"), &[]).unwrap_err();
+    let error = real().pipe(Some("AllergyPipe"), &[]).unwrap_err();
     assert!(error.to_string().contains("PatientPipe"), "{error}");
+    let error = real().pipe(Some("EncounterPipe"), &[]).unwrap_err();
+    assert!(error.to_string().contains("EncounterEnabled is false"), "{error}");
+    let stream = "EncounterTableStreamArn=arn:aws:dynamodb:us-east-1:111122223333:table/Encounters/stream/1";
+    let encounter = real().pipe(Some("EncounterPipe"), &[stream.to_owned()]).unwrap();
+    assert_eq!(encounter.enrichment.unwrap().binary, "encounter-enricher");
 }
 
 const SMALL: &str = r#"
@@ -160,9 +165,9 @@ fn invalid_patterns_and_unknown_binaries_are_rejected_up_front() {
     let error = Template::parse(&text).unwrap().pipe(None, &[]).unwrap_err();
     assert!(matches!(error, TemplateError::Filter { .. }), "{error}");
     assert!(error.to_string().contains("FilterCriteria.Filters"), "{error}");
-    let text = SMALL.replace("lambda/patient-enricher", "lambda/encounter-enricher");
+    let text = SMALL.replace("lambda/patient-enricher", "lambda/allergy-enricher");
     let error = Template::parse(&text).unwrap().pipe(None, &[]).unwrap_err();
-    assert!(matches!(&error, TemplateError::UnknownEnricher { binary, .. } if binary == "encounter-enricher"));
+    assert!(matches!(&error, TemplateError::UnknownEnricher { binary, .. } if binary == "allergy-enricher"));
     assert!(matches!(Template::parse("Resources: {}").unwrap().pipe(None, &[]), Err(TemplateError::NoPipe)));
 }
 
@@ -181,5 +186,7 @@ fn resources_and_pipes_whose_condition_is_false_do_not_exist() {
         "  Pipe:\n    Type: AWS::Pipes::Pipe\n    Condition: IsProd\n",
     );
     let error = Template::parse(&text).unwrap().pipe(None, &[]).unwrap_err();
+    assert!(matches!(&error, TemplateError::NoPipeCreated { pipes } if pipes == "Pipe"), "{error}");
+    let error = Template::parse(&text).unwrap().pipe(Some("Pipe"), &[]).unwrap_err();
     assert!(error.to_string().contains("Resources.Pipe.Condition"), "{error}");
 }

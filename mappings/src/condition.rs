@@ -1,0 +1,236 @@
+//! A domain `Conditions` table to a FHIR R4 Condition.
+//!
+//! | attribute | type | FHIR |
+//! |---|---|---|
+//! | `id` (required) | S | `id` (kept when a valid FHIR id, else UUIDv5) |
+//! | `clinicalStatus` | S, `active` `recurrence` `relapse` `inactive` `remission` `resolved` | `clinicalStatus` |
+//! | `verificationStatus` | S, `unconfirmed` `provisional` `differential` `confirmed` `refuted` `entered-in-error` | `verificationStatus` |
+//! | `category` | S, `problem-list-item` or `encounter-diagnosis` | `category[0]` |
+//! | `code` (required) | S, ICD-10-CM (`E11.9`, `E119`) or SNOMED CT (`44054006`) | `code.coding[0]` |
+//! | `codeSystem` | S, `icd10cm` (default) or `snomed` | `code.coding[0].system` |
+//! | `display` | S | `code.coding[0].display` and `code.text` |
+//! | `patientId` (required) | S, the Patient's domain id | `subject` `Patient/<id>` |
+//! | `encounterId` | S, the Encounter's domain id | `encounter` `Encounter/<id>` |
+//! | `onset`, `abatement`, `recordedDate` | S date or RFC 3339 time with offset, or N epoch seconds | `onsetDateTime`, `abatementDateTime`, `recordedDate` |
+//!
+//! R4's invariants are enforced: no clinicalStatus when entered-in-error (con-5), an abatement
+//! only with an inactive, remission or resolved clinicalStatus (con-4), a clinicalStatus on a
+//! problem-list item that is not entered-in-error (con-3).
+
+use fhir_sdk::r4b::{
+    resources::{Condition, ConditionAbatement, ConditionOnset},
+    types::CodeableConcept,
+};
+
+use crate::{
+    ErrorKind, Image, Mapping, MappingError,
+    datatypes::{code_from_table, codeable_concept, coding, systems},
+    dates, fhir_id, fhir_string,
+};
+
+const CLINICAL_STATUSES: &[(&str, &str)] = &[
+    ("active", "Active"),
+    ("recurrence", "Recurrence"),
+    ("relapse", "Relapse"),
+    ("inactive", "Inactive"),
+    ("remission", "Remission"),
+    ("resolved", "Resolved"),
+];
+const VERIFICATION_STATUSES: &[(&str, &str)] = &[
+    ("unconfirmed", "Unconfirmed"),
+    ("provisional", "Provisional"),
+    ("differential", "Differential"),
+    ("confirmed", "Confirmed"),
+    ("refuted", "Refuted"),
+    ("entered-in-error", "Entered in Error"),
+];
+const CATEGORIES: &[(&str, &str)] =
+    &[("problem-list-item", "Problem List Item"), ("encounter-diagnosis", "Encounter Diagnosis")];
+
+/// Domain Condition → FHIR Condition.
+#[derive(Debug, Clone, Default)]
+pub struct ConditionMapping;
+
+impl Mapping for ConditionMapping {
+    type Resource = Condition;
+
+    const RESOURCE_TYPE: &'static str = "Condition";
+
+    fn map(&self, image: &Image<'_>) -> Result<Condition, MappingError> {
+        let id = fhir_id(Self::RESOURCE_TYPE, image.required_string("id", "id")?);
+        let clinical = image
+            .string("clinicalStatus", "clinicalStatus")?
+            .map(|c| code_from_table(CLINICAL_STATUSES, c, "clinicalStatus"))
+            .transpose()?;
+        let verification = image
+            .string("verificationStatus", "verificationStatus")?
+            .map(|c| code_from_table(VERIFICATION_STATUSES, c, "verificationStatus"))
+            .transpose()?;
+        let category =
+            image.string("category", "category")?.map(|c| code_from_table(CATEGORIES, c, "category")).transpose()?;
+        let (system, code) =
+            parse_code(image.required_string("code", "code")?, image.string("codeSystem", "codeSystem")?)?;
+        let display = image.string("display", "display")?;
+        let subject = image.reference("patientId", "Patient")?.ok_or_else(|| MappingError::missing("patientId"))?;
+        let encounter = image.reference("encounterId", "Encounter")?;
+        let onset = image.date_time("onset", "onset")?;
+        let abatement = image.date_time("abatement", "abatement")?;
+        let recorded = image.date_time("recordedDate", "recordedDate")?;
+
+        let entered_in_error = verification.is_some_and(|(code, _)| code == "entered-in-error");
+        let clinical_code = clinical.map(|(code, _)| code);
+        if entered_in_error && clinical.is_some() {
+            return Err(invariant("clinicalStatus", "must be absent when verificationStatus is entered-in-error"));
+        }
+        if abatement.is_some() && !matches!(clinical_code, None | Some("inactive" | "remission" | "resolved")) {
+            return Err(invariant("clinicalStatus", "must be inactive, remission or resolved when abatement is set"));
+        }
+        if category.is_some_and(|(code, _)| code == "problem-list-item") && !entered_in_error && clinical.is_none() {
+            return Err(MappingError::new(
+                "clinicalStatus",
+                ErrorKind::MissingField,
+                "required on a problem-list-item unless verificationStatus is entered-in-error",
+            ));
+        }
+        if let (Some(onset), Some(abatement)) = (&onset, &abatement)
+            && dates::is_after(onset, abatement)
+        {
+            return Err(invariant("abatement", "is before the onset"));
+        }
+
+        let mut concept = CodeableConcept::builder().coding(vec![Some(coding(system, &code, display)?)]);
+        if let Some(display) = display {
+            concept = concept.text(fhir_string(display));
+        }
+        let mut condition = Condition::builder().id(id).code(concept.build()?).subject(subject);
+        if let Some((code, display)) = clinical {
+            condition = condition.clinical_status(codeable_concept(systems::CONDITION_CLINICAL, code, Some(display))?);
+        }
+        if let Some((code, display)) = verification {
+            condition =
+                condition.verification_status(codeable_concept(systems::CONDITION_VERIFICATION, code, Some(display))?);
+        }
+        if let Some((code, display)) = category {
+            condition =
+                condition.category(vec![Some(codeable_concept(systems::CONDITION_CATEGORY, code, Some(display))?)]);
+        }
+        if let Some(encounter) = encounter {
+            condition = condition.encounter(encounter);
+        }
+        if let Some(onset) = onset {
+            condition = condition.onset(ConditionOnset::DateTime(onset));
+        }
+        if let Some(abatement) = abatement {
+            condition = condition.abatement(ConditionAbatement::DateTime(abatement));
+        }
+        if let Some(recorded) = recorded {
+            condition = condition.recorded_date(recorded);
+        }
+        Ok(condition.build()?)
+    }
+}
+
+fn invariant(field: &str, rule: &str) -> MappingError {
+    MappingError::new(field, ErrorKind::InvalidValue, rule)
+}
+
+/// The code system and the code, normalised: ICD-10-CM upper case with its dot (`E11.9`).
+fn parse_code(code: &str, system: Option<&str>) -> Result<(&'static str, String), MappingError> {
+    match system.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("icd10cm" | "icd-10-cm") => {
+            let upper = code.to_ascii_uppercase();
+            let (category, rest) = upper.split_at_checked(3).unwrap_or((&upper, ""));
+            let rest = rest.strip_prefix('.').unwrap_or(rest);
+            let bytes = category.as_bytes();
+            let valid = bytes.len() == 3
+                && bytes[0].is_ascii_uppercase()
+                && bytes[1].is_ascii_digit()
+                && bytes[2].is_ascii_alphanumeric()
+                && rest.len() <= 4
+                && rest.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !valid {
+                return Err(invariant("code", "not an ICD-10-CM code (e.g. E11.9)"));
+            }
+            let code = if rest.is_empty() { category.to_owned() } else { format!("{category}.{rest}") };
+            Ok((systems::ICD10CM, code))
+        }
+        Some("snomed" | "sct") => {
+            if !(6..=18).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invariant("code", "not a SNOMED CT concept id (6 to 18 digits)"));
+            }
+            Ok((systems::SNOMED, code.to_owned()))
+        }
+        Some(_) => Err(invariant("codeSystem", "not icd10cm or snomed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn map(image: &str) -> Result<Value, MappingError> {
+        let image = Image::from_json(image).unwrap();
+        ConditionMapping.map(&image).map(|c| serde_json::to_value(c).unwrap())
+    }
+
+    const MINIMAL: &str = r#"{"id":{"S":"cond-1"},"code":{"S":"E11.9"},"patientId":{"S":"pat-1"}}"#;
+
+    /// The minimal image with `extra` attributes added or replaced.
+    fn with(extra: &str) -> String {
+        crate::test_support::image_with(MINIMAL, extra)
+    }
+
+    #[test]
+    fn minimal_condition() {
+        assert_eq!(
+            map(MINIMAL).unwrap(),
+            json!({"resourceType":"Condition","id":"cond-1","code":{"coding":[{"system":systems::ICD10CM,"code":"E11.9"}]},
+                   "subject":{"reference":"Patient/pat-1"}})
+        );
+    }
+
+    #[test]
+    fn icd10cm_codes_are_normalised_and_snomed_checked() {
+        let code = |extra: &str| map(&with(extra)).map(|c| c["code"]["coding"][0].clone());
+        assert_eq!(code(r#""code":{"S":"e119"}"#).unwrap()["code"], "E11.9");
+        assert_eq!(code(r#""code":{"S":"I10"}"#).unwrap()["code"], "I10");
+        assert_eq!(code(r#""code":{"S":"S72.001A"}"#).unwrap()["code"], "S72.001A");
+        for bad in ["11.9", "E1", "E11.90001", "E11-9"] {
+            assert_eq!(code(&format!(r#""code":{{"S":"{bad}"}}"#)).unwrap_err().field, "code", "{bad}");
+        }
+        let snomed = code(r#""code":{"S":"44054006"},"codeSystem":{"S":"SNOMED"}"#).unwrap();
+        assert_eq!(snomed, json!({"system":systems::SNOMED,"code":"44054006"}));
+        assert_eq!(code(r#""code":{"S":"E11.9"},"codeSystem":{"S":"snomed"}"#).unwrap_err().field, "code");
+        assert_eq!(code(r#""codeSystem":{"S":"icd9"}"#).unwrap_err().field, "codeSystem");
+    }
+
+    #[test]
+    fn statuses_with_r4_invariants() {
+        let condition = map(&with(
+            r#""clinicalStatus":{"S":"Resolved"},"verificationStatus":{"S":"confirmed"},"category":{"S":"problem-list-item"},
+               "onset":{"S":"2019-04"},"abatement":{"S":"2021-02-11"}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            condition["clinicalStatus"],
+            json!({"coding":[{"system":systems::CONDITION_CLINICAL,"code":"resolved","display":"Resolved"}]})
+        );
+        assert_eq!(condition["onsetDateTime"], "2019-04");
+        assert_eq!(condition["abatementDateTime"], "2021-02-11");
+        let field = |extra: &str| map(&with(extra)).unwrap_err().field;
+        assert_eq!(
+            field(r#""clinicalStatus":{"S":"active"},"verificationStatus":{"S":"entered-in-error"}"#),
+            "clinicalStatus"
+        );
+        assert_eq!(field(r#""clinicalStatus":{"S":"active"},"abatement":{"S":"2021"}"#), "clinicalStatus");
+        assert_eq!(field(r#""category":{"S":"problem-list-item"}"#), "clinicalStatus");
+        assert_eq!(field(r#""onset":{"S":"2021-03"},"abatement":{"S":"2021-02-11"}"#), "abatement");
+        assert_eq!(field(r#""clinicalStatus":{"S":"cured"}"#), "clinicalStatus");
+        assert_eq!(field(r#""verificationStatus":{"S":"yes"}"#), "verificationStatus");
+        assert_eq!(field(r#""category":{"S":"diagnosis"}"#), "category");
+        assert!(
+            map(&with(r#""category":{"S":"problem-list-item"},"verificationStatus":{"S":"entered-in-error"}"#)).is_ok()
+        );
+    }
+}

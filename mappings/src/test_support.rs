@@ -1,0 +1,12 @@
+//! Helpers of the mappings' unit tests.
+
+use serde_json::Value;
+
+/// The JSON image `minimal` with the attributes of `extra` (`"name":{"S":"x"},…`, a leading
+/// comma allowed) added or replaced.
+pub fn image_with(minimal: &str, extra: &str) -> String {
+    let mut image: Value = serde_json::from_str(minimal).unwrap();
+    let extra: Value = serde_json::from_str(&format!("{{{}}}", extra.trim_start().trim_start_matches(','))).unwrap();
+    image.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    image.to_string()
+}
