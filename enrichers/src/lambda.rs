@@ -72,10 +72,21 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// Installs JSON logging to stdout (CloudWatch Logs) filtered by `RUST_LOG` (default `info`).
+/// The log filter of the Lambdas: `rust_log` (`RUST_LOG`; `info` when unset or invalid), with
+/// the AWS SDK capped at `debug` whatever it says: at `trace` the SDK logs response bodies, which
+/// hold looked-up records (PHI).
+pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let filter = rust_log
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    ["aws_smithy=debug", "aws_sdk=debug", "aws_config=debug"]
+        .into_iter()
+        .fold(filter, |filter, cap| filter.add_directive(cap.parse().expect("a valid directive")))
+}
+
+/// Installs JSON logging to stdout (CloudWatch Logs) filtered by [`log_filter`] of `RUST_LOG`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(ENV_LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter(std::env::var(ENV_LOG).ok().as_deref());
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

@@ -211,6 +211,22 @@ impl CapturedLogs {
     }
 }
 
+impl CapturedLogs {
+    /// A JSON-lines subscriber writing here through `filter` (e.g. the Lambdas' `lambda::log_filter`).
+    pub fn filtered_json_subscriber(
+        &self,
+        filter: tracing_subscriber::EnvFilter,
+    ) -> impl tracing::Subscriber + Send + Sync + use<> {
+        tracing_subscriber::fmt()
+            .json()
+            .without_time()
+            .with_env_filter(filter)
+            .with_current_span(true)
+            .with_writer(self.clone())
+            .finish()
+    }
+}
+
 impl io::Write for CapturedLogs {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);

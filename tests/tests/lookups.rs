@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use fhir_pipes_e2e::{
+    CapturedLogs,
     lookups::{CountingLookup, encounter_batch, practitioner_display, put_practitioners},
     moto::MotoServer,
 };
@@ -41,8 +42,17 @@ async fn a_batch_looks_up_each_practitioner_once_in_calls_of_at_most_100_keys() 
 
     let fetcher = LookupConfig::default().build(CountingLookup::new(DynamoDbLookup::new(moto.dynamodb().await)));
     let event = LambdaEvent::new(RawValue::from_string(batch).unwrap(), Context::default());
+    let logs = CapturedLogs::default();
+    let logging = tracing::subscriber::set_default(logs.filtered_json_subscriber(lambda::log_filter(Some("trace"))));
     let events =
         lambda::handle_with_lookups(&encounter_enricher(ErrorPolicy::EmitErrorEvent), &fetcher, event).await.unwrap();
+    drop(logging);
+    // RUST_LOG=trace, the SDK's logs included: no practitioner id or name is logged.
+    let logs = logs.text();
+    assert!(logs.contains("lookups fetched") && logs.contains("aws_smithy_runtime"), "{logs}");
+    for value in ["pr-7", "pr-unknown", "First7", "Last7"] {
+        assert!(!logs.contains(value), "{value} logged:\n{logs}");
+    }
 
     let calls = fetcher.client().calls();
     assert_eq!(calls.len(), 2, "151 distinct keys need two calls");
