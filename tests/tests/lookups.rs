@@ -116,3 +116,34 @@ fn without_a_client_records_needing_a_lookup_fail_and_without_a_table_none_is_ma
     let enriched = plain.enrich(&batch).unwrap();
     assert_eq!((enriched.counts.failed, enriched.counts.puts), (0, 2));
 }
+
+#[tokio::test]
+async fn old_images_are_looked_up_too_for_skip_unchanged_and_delete_entities() {
+    let moto = MotoServer::start();
+    moto.create_patient_table(TABLE, false).await;
+    put_practitioners(&moto, TABLE, 0..3).await;
+    let image = |practitioner: usize, status: &str| {
+        format!(
+            r#"{{"id":{{"S":"enc-1"}},"status":{{"S":"{status}"}},"class":{{"S":"AMB"}},"patientId":{{"S":"pat-1"}},"practitionerId":{{"S":"pr-{practitioner}"}}}}"#
+        )
+    };
+    let batch = format!(
+        r#"[{{"eventID":"same","eventName":"MODIFY","dynamodb":{{"NewImage":{},"OldImage":{}}}}},
+            {{"eventID":"changed","eventName":"MODIFY","dynamodb":{{"NewImage":{},"OldImage":{}}}}},
+            {{"eventID":"gone","eventName":"REMOVE","dynamodb":{{"Keys":{{"id":{{"S":"enc-1"}}}},"OldImage":{}}}}}]"#,
+        image(0, "finished"),
+        image(0, "finished"),
+        image(1, "finished"),
+        image(0, "finished"),
+        image(2, "cancelled"),
+    );
+    let fetcher = LookupConfig::default().build(CountingLookup::new(DynamoDbLookup::new(moto.dynamodb().await)));
+    let enriched = encounter_enricher(ErrorPolicy::EmitErrorEvent).enrich_with_lookups(&batch, &fetcher).await.unwrap();
+    let calls = fetcher.client().calls();
+    assert_eq!((calls.len(), calls[0].len()), (1, 3), "pr-0, pr-1 and pr-2 once each");
+    assert_eq!((enriched.counts.skipped, enriched.counts.puts, enriched.counts.deletes), (1, 1, 1));
+    let events = parse(&enriched.events);
+    assert_eq!(events[0]["details"]["entity"]["participant"][0]["individual"]["display"], practitioner_display(1));
+    assert_eq!(events[1]["details"]["command"], "DELETE");
+    assert_eq!(events[1]["details"]["entity"]["participant"][0]["individual"]["display"], practitioner_display(2));
+}
