@@ -76,9 +76,15 @@ fn parse_bool(value: &str) -> Option<bool> {
 /// the AWS SDK capped at `debug` whatever it says: at `trace` the SDK logs response bodies, which
 /// hold looked-up records (PHI).
 pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    log_filter_or(rust_log, "info")
+}
+
+/// [`log_filter`] with another default level (the CLI's is `warn`; its stream source and targets
+/// carry records through the SDK too).
+pub fn log_filter_or(rust_log: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
     let filter = rust_log
         .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     ["aws_smithy=debug", "aws_sdk=debug", "aws_config=debug"]
         .into_iter()
         .fold(filter, |filter, cap| filter.add_directive(cap.parse().expect("a valid directive")))
