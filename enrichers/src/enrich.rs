@@ -10,6 +10,7 @@ use crate::{
     config::{EnrichConfig, ErrorPolicy},
     envelope::{Command, Envelope, Metadata, ResourceRef},
     error::{EnrichError, RecordError},
+    lookup::{Fetched, Fetcher, LookupClient},
     metrics::Counts,
     record::{self, EventName, ImageKind, StreamRecord},
 };
@@ -84,12 +85,70 @@ impl<M: Mapping> Enricher<M> {
     /// Enriches one batch (the JSON array Pipes sends). Output order is input order; skipped
     /// MODIFYs leave no event; a record that cannot be mapped becomes an error event, or fails
     /// the batch under [`ErrorPolicy::FailBatch`].
+    ///
+    /// A mapping that declares lookups needs [`Enricher::enrich_with_lookups`]: here its
+    /// records that need one become `lookup_failed` error events.
     pub fn enrich(&self, batch: &str) -> Result<Enriched, EnrichError> {
+        if self.mapping.uses_lookups() {
+            return self.enrich_fetched(batch, Some(&Fetched::unavailable()));
+        }
+        self.enrich_fetched(batch, None)
+    }
+
+    /// The mapping in use.
+    pub fn mapping(&self) -> &M {
+        &self.mapping
+    }
+
+    /// Enriches one batch like [`Enricher::enrich`], first fetching the related records its
+    /// mapping declares for every record of the batch at once through `fetcher`.
+    pub async fn enrich_with_lookups<C: LookupClient>(
+        &self,
+        batch: &str,
+        fetcher: &Fetcher<C>,
+    ) -> Result<Enriched, EnrichError> {
+        if !self.mapping.uses_lookups() {
+            return self.enrich_fetched(batch, None);
+        }
+        let fetched = fetcher.fetch(self.lookup_keys(batch)).await;
+        self.enrich_fetched(batch, Some(&fetched))
+    }
+
+    /// The keys every image of the batch needs (new images, and old images for skip-unchanged
+    /// and DELETE entities). Records that do not decode need none: they fail on their own later.
+    fn lookup_keys(&self, batch: &str) -> Vec<fhir_pipes_mappings::ItemKey> {
+        let mut keys = Vec::new();
+        let mut collect = |record: &StreamRecord<'_>| {
+            for kind in [ImageKind::New, ImageKind::Old] {
+                if let Ok(Some(image)) = record.image(kind) {
+                    keys.extend(self.mapping.lookups(image).iter().map(|key| key.item_key()));
+                }
+            }
+        };
+        let walked = record::for_each_record(batch, |_, record| {
+            if let record::Lax::Ok(record) = record {
+                collect(&record);
+            }
+            Ok::<(), ()>(())
+        });
+        if walked.is_err()
+            && let Ok(split) = serde_json::from_str::<Vec<&RawValue>>(batch)
+        {
+            for raw in split {
+                if let Ok(record::Lax::Ok(record)) = record::decode_record(raw) {
+                    collect(&record);
+                }
+            }
+        }
+        keys
+    }
+
+    fn enrich_fetched(&self, batch: &str, fetched: Option<&Fetched>) -> Result<Enriched, EnrichError> {
         // One pass decodes the records and enriches each as soon as it is decoded, so memory
         // holds the batch, the events and one decoded record. A batch the lax pass rejects is
         // split into raw records and done again, so one odd record still cannot fail the others.
         let mut output = Output::new(batch);
-        let walked = record::for_each_record(batch, |index, record| output.push(self, index, checked(record)));
+        let walked = record::for_each_record(batch, |index, record| output.push(self, fetched, index, checked(record)));
         match walked {
             Ok(done) => done?,
             Err(_) => {
@@ -102,7 +161,7 @@ impl<M: Mapping> Enricher<M> {
                         Ok(record) => checked(record),
                         Err(error) => Decoded { record: Err(error), salvaged_id: salvage_event_id(raw) },
                     };
-                    output.push(self, index, decoded)?;
+                    output.push(self, fetched, index, decoded)?;
                 }
             }
         }
@@ -120,14 +179,33 @@ impl<M: Mapping> Enricher<M> {
         Ok(Enriched { events, counts })
     }
 
-    fn process(&self, record: &StreamRecord<'_>) -> Outcome<M::Resource> {
-        match self.try_process(record) {
+    /// Maps an image, with its lookups resolved from `fetched` when the batch has them.
+    fn map_image(
+        &self,
+        image: &fhir_pipes_mappings::Image<'_>,
+        fetched: Option<&Fetched>,
+    ) -> Result<M::Resource, RecordError> {
+        match fetched {
+            None => Ok(self.mapping.map(image)?),
+            Some(fetched) => {
+                let lookups = fetched.resolve(&self.mapping.lookups(image))?;
+                Ok(self.mapping.map_with(image, &lookups)?)
+            }
+        }
+    }
+
+    fn process(&self, record: &StreamRecord<'_>, fetched: Option<&Fetched>) -> Outcome<M::Resource> {
+        match self.try_process(record, fetched) {
             Ok(outcome) => outcome,
             Err(error) => Outcome::Failed(error),
         }
     }
 
-    fn try_process(&self, record: &StreamRecord<'_>) -> Result<Outcome<M::Resource>, RecordError> {
+    fn try_process(
+        &self,
+        record: &StreamRecord<'_>,
+        fetched: Option<&Fetched>,
+    ) -> Result<Outcome<M::Resource>, RecordError> {
         if record.event_id().is_none() {
             return Err(RecordError::new(
                 "eventID",
@@ -144,11 +222,11 @@ impl<M: Mapping> Enricher<M> {
                         "INSERT and MODIFY need the new image: use StreamViewType NEW_IMAGE or NEW_AND_OLD_IMAGES",
                     )
                 })?;
-                let resource = self.mapping.map(new_image)?;
+                let resource = self.map_image(new_image, fetched)?;
                 if self.config.skip_unchanged
                     && record.event_name()? == EventName::Modify
                     && let Ok(Some(old_image)) = record.image(ImageKind::Old)
-                    && self.mapping.map(old_image).is_ok_and(|old| old == resource)
+                    && self.map_image(old_image, fetched).is_ok_and(|old| old == resource)
                 {
                     return Ok(Outcome::Unchanged);
                 }
@@ -156,7 +234,7 @@ impl<M: Mapping> Enricher<M> {
             }
             EventName::Remove => {
                 if let Ok(Some(old_image)) = record.image(ImageKind::Old)
-                    && let Ok(resource) = self.mapping.map(old_image)
+                    && let Ok(resource) = self.map_image(old_image, fetched)
                 {
                     return Ok(Outcome::Delete(DeleteEntity::Full(resource)));
                 }
@@ -208,6 +286,7 @@ impl<'a> Output<'a> {
     fn push<M: Mapping>(
         &mut self,
         enricher: &Enricher<M>,
+        fetched: Option<&Fetched>,
         index: usize,
         Decoded { record: parsed, salvaged_id }: Decoded<'_>,
     ) -> Result<(), EnrichError> {
@@ -218,7 +297,7 @@ impl<'a> Output<'a> {
             Err(_) => salvaged_id.as_deref(),
         };
         let outcome = match &parsed {
-            Ok(record) => enricher.process(record),
+            Ok(record) => enricher.process(record, fetched),
             Err(error) => Outcome::Failed(error.clone()),
         };
         let metadata = parsed.as_ref().ok().map(|r| enricher.metadata(r));

@@ -3,15 +3,21 @@
 //! Each resource's binary is `run(mapping_from_env()?)`; everything it does is here and
 //! unit-tested by calling [`handle`] with `Context::default()`.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    future::Future,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use tracing::{Instrument, error, info_span};
 
-use fhir_pipes_mappings::{Mapping, PatientMapping};
+use fhir_pipes_mappings::{EncounterMapping, Mapping, PatientMapping};
 
-use crate::{EnrichConfig, EnrichError, Enricher, ErrorPolicy};
+use crate::{
+    EnrichConfig, EnrichError, Enriched, Enricher, ErrorPolicy, Fetcher, LookupClient, LookupConfig,
+    dynamodb_lookup::DynamoDbLookup,
+};
 
 /// Environment variable naming the envelope `source`.
 pub const ENV_SOURCE: &str = "FHIR_PIPES_SOURCE";
@@ -21,6 +27,9 @@ pub const ENV_SKIP_UNCHANGED: &str = "FHIR_PIPES_SKIP_UNCHANGED";
 pub const ENV_ERROR_POLICY: &str = "FHIR_PIPES_ERROR_POLICY";
 /// Environment variable of the Patient MRN identifier system.
 pub const ENV_MRN_SYSTEM: &str = "FHIR_PIPES_MRN_SYSTEM";
+/// Environment variable of the practitioners' table the Encounter Lambda looks participants up in
+/// (their names become `participant.individual.display`); unset, no lookup is made.
+pub const ENV_PRACTITIONER_TABLE: &str = "FHIR_PIPES_PRACTITIONER_TABLE";
 /// Environment variable of the log filter (`info` by default; `debug` adds a line per record).
 pub const ENV_LOG: &str = "RUST_LOG";
 
@@ -50,6 +59,11 @@ pub fn patient_mapping(var: impl Fn(&str) -> Option<String>) -> PatientMapping {
     mapping
 }
 
+/// The Encounter mapping with its settings read through `var`.
+pub fn encounter_mapping(var: impl Fn(&str) -> Option<String>) -> EncounterMapping {
+    EncounterMapping { practitioner_table: var(ENV_PRACTITIONER_TABLE).filter(|s| !s.trim().is_empty()) }
+}
+
 fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
@@ -58,10 +72,27 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// Installs JSON logging to stdout (CloudWatch Logs) filtered by `RUST_LOG` (default `info`).
+/// The log filter of the Lambdas: `rust_log` (`RUST_LOG`; `info` when unset or invalid), with
+/// the AWS SDK capped at `debug` whatever it says: at `trace` the SDK logs response bodies, which
+/// hold looked-up records (PHI).
+pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    log_filter_or(rust_log, "info")
+}
+
+/// [`log_filter`] with another default level (the CLI's is `warn`; its stream source and targets
+/// carry records through the SDK too).
+pub fn log_filter_or(rust_log: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
+    let filter = rust_log
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    ["aws_smithy=debug", "aws_sdk=debug", "aws_config=debug"]
+        .into_iter()
+        .fold(filter, |filter, cap| filter.add_directive(cap.parse().expect("a valid directive")))
+}
+
+/// Installs JSON logging to stdout (CloudWatch Logs) filtered by [`log_filter`] of `RUST_LOG`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(ENV_LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter(std::env::var(ENV_LOG).ok().as_deref());
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -77,10 +108,27 @@ pub async fn handle<M: Mapping>(
     enricher: &Enricher<M>,
     event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Vec<Box<RawValue>>, EnrichError> {
-    let span = info_span!("invocation", request_id = %event.context.request_id, resource = M::RESOURCE_TYPE);
+    respond::<M>(&event.context.request_id, async { enricher.enrich(event.payload.get()) }).await
+}
+
+/// The Lambda handler of a mapping with lookups: fetches the batch's related records through
+/// `fetcher`, then as [`handle`].
+pub async fn handle_with_lookups<M: Mapping, C: LookupClient>(
+    enricher: &Enricher<M>,
+    fetcher: &Fetcher<C>,
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<Vec<Box<RawValue>>, EnrichError> {
+    respond::<M>(&event.context.request_id, enricher.enrich_with_lookups(event.payload.get(), fetcher)).await
+}
+
+async fn respond<M: Mapping>(
+    request_id: &str,
+    enrich: impl Future<Output = Result<Enriched, EnrichError>>,
+) -> Result<Vec<Box<RawValue>>, EnrichError> {
+    let span = info_span!("invocation", request_id = %request_id, resource = M::RESOURCE_TYPE);
     async {
         let started = Instant::now();
-        match enricher.enrich(event.payload.get()) {
+        match enrich.await {
             Ok(enriched) => {
                 let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -109,6 +157,20 @@ pub async fn serve<M: Mapping>(mapping: M) -> Result<(), lambda_runtime::Error> 
     init_logging();
     let config = config_from_env(M::RESOURCE_TYPE, |name| std::env::var(name).ok())?;
     run(Enricher::new(mapping, config)).await
+}
+
+/// Like [`serve`] for a mapping that may declare lookups: when it does (as configured), a
+/// DynamoDB client of the Lambda's role fetches them (`BatchGetItem`, batched per invocation).
+pub async fn serve_with_lookups<M: Mapping>(mapping: M) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let config = config_from_env(M::RESOURCE_TYPE, |name| std::env::var(name).ok())?;
+    let enricher = Enricher::new(mapping, config);
+    if !enricher.mapping().uses_lookups() {
+        return run(enricher).await;
+    }
+    let fetcher = LookupConfig::default().build(DynamoDbLookup::from_env().await);
+    let (enricher, fetcher) = (&enricher, &fetcher);
+    lambda_runtime::run(service_fn(move |event| handle_with_lookups(enricher, fetcher, event))).await
 }
 
 /// Runs `enricher` as a Lambda function until the runtime stops it.

@@ -4,10 +4,12 @@
 //! [`fhir_pipes_mappings::Mapping`]; each resource's Lambda binary is a few lines over it.
 
 pub mod config;
+pub mod dynamodb_lookup;
 pub mod enrich;
 mod envelope;
 pub mod error;
 pub mod lambda;
+pub mod lookup;
 pub mod metrics;
 pub mod record;
 pub mod resources;
@@ -17,5 +19,6 @@ pub use config::{EnrichConfig, ErrorPolicy, MAX_RESPONSE_BYTES};
 pub use enrich::{Enriched, Enricher};
 pub use envelope::VERSION as ENVELOPE_VERSION;
 pub use error::{EnrichError, RecordError};
+pub use lookup::{Fetched, Fetcher, LookupClient, LookupConfig, LookupError};
 pub use metrics::Counts;
 pub use resources::{BatchEnricher, RESOURCES, Resource};

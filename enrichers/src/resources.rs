@@ -2,9 +2,7 @@
 //! runtime (which finds a template function's resource by its binary) and the fixture tests
 //! all look resources up here. A new mapping is one more [`Resource`] in [`RESOURCES`].
 
-use fhir_pipes_mappings::{
-    ConditionMapping, EncounterMapping, Mapping, ObservationMapping, OrganizationMapping, PractitionerMapping,
-};
+use fhir_pipes_mappings::{ConditionMapping, Mapping, ObservationMapping, OrganizationMapping, PractitionerMapping};
 
 use crate::{EnrichError, Enriched, Enricher, lambda};
 
@@ -66,7 +64,7 @@ pub static RESOURCES: &[Resource] = &[
         name: "encounter",
         resource_type: "Encounter",
         binary: "encounter-enricher",
-        build: |settings| boxed(EncounterMapping, settings),
+        build: |settings| boxed(lambda::encounter_mapping(settings), settings),
     },
     Resource {
         name: "observation",

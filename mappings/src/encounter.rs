@@ -10,6 +10,11 @@
 //! | `practitionerId` | S, the Practitioner's domain id | `participant[0]` (type `ATND`) `Practitioner/<id>` |
 //! | `organizationId` | S, the Organization's domain id | `serviceProvider` `Organization/<id>` |
 //! | `start`, `end` | S date or RFC 3339 time with offset, or N epoch seconds | `period` (end before start is an error) |
+//!
+//! With a practitioner table set ([`EncounterMapping::practitioner_table`]), `practitionerId` is
+//! looked up in it (key attribute `id`, fetched for the whole batch by the enrichment core) and
+//! the practitioner's `prefix firstName middleName lastName` becomes `participant[0].individual.display`.
+//! A practitioner that does not exist fails the record (`lookup.practitioner`).
 
 use fhir_sdk::r4b::{
     codes::EncounterStatus,
@@ -17,10 +22,15 @@ use fhir_sdk::r4b::{
 };
 
 use crate::{
-    ErrorKind, Image, Mapping, MappingError,
-    datatypes::{codeable_concept, coding, fhir_code, period, systems},
+    ErrorKind, Image, LookupKey, Lookups, Mapping, MappingError,
+    datatypes::{codeable_concept, coding, fhir_code, period, reference, systems},
     fhir_id,
 };
+
+/// The lookup label of the participant's practitioner (error events name `lookup.practitioner`).
+pub const PRACTITIONER_LOOKUP: &str = "practitioner";
+/// The key attribute of the practitioner table (its domain id, as `practitionerId` holds it).
+pub const PRACTITIONER_KEY: &str = "id";
 
 /// The v3-ActCode encounter classes: code, display, and the plain words accepted for it.
 pub const ENCOUNTER_CLASSES: &[(&str, &str, &[&str])] = &[
@@ -41,7 +51,11 @@ const ENCOUNTER_STATUSES: &str = "an Encounter status (planned, arrived, triaged
 
 /// Domain Encounter → FHIR Encounter.
 #[derive(Debug, Clone, Default)]
-pub struct EncounterMapping;
+pub struct EncounterMapping {
+    /// The practitioners' table: when set, each participant gets its practitioner's name as
+    /// `display` (one batched lookup per invocation). When unset, no lookup is made.
+    pub practitioner_table: Option<String>,
+}
 
 impl Mapping for EncounterMapping {
     type Resource = Encounter;
@@ -49,13 +63,34 @@ impl Mapping for EncounterMapping {
     const RESOURCE_TYPE: &'static str = "Encounter";
 
     fn map(&self, image: &Image<'_>) -> Result<Encounter, MappingError> {
+        self.map_with(image, &Lookups::none())
+    }
+
+    fn uses_lookups(&self) -> bool {
+        self.practitioner_table.is_some()
+    }
+
+    fn lookups(&self, image: &Image<'_>) -> Vec<LookupKey> {
+        let (Some(table), Ok(Some(practitioner_id))) =
+            (&self.practitioner_table, image.string("practitionerId", "practitionerId"))
+        else {
+            return Vec::new();
+        };
+        vec![LookupKey::by_string(PRACTITIONER_LOOKUP, table, PRACTITIONER_KEY, practitioner_id)]
+    }
+
+    fn map_with(&self, image: &Image<'_>, lookups: &Lookups<'_>) -> Result<Encounter, MappingError> {
         let id = fhir_id(Self::RESOURCE_TYPE, image.required_string("id", "id")?);
         let status =
             fhir_code::<EncounterStatus>(image.required_string("status", "status")?, "status", ENCOUNTER_STATUSES)?;
         let (class_code, class_display) = parse_class(image.required_string("class", "class")?)?;
         let encounter_type = image.coded("type", "type", Some(systems::SNOMED))?;
         let subject = image.reference("patientId", "Patient")?.ok_or_else(|| MappingError::missing("patientId"))?;
-        let practitioner = image.reference("practitionerId", "Practitioner")?;
+        let practitioner_display = lookups.get(PRACTITIONER_LOOKUP).map(practitioner_display).transpose()?.flatten();
+        let practitioner = image
+            .string("practitionerId", "practitionerId")?
+            .map(|domain_id| reference("Practitioner", domain_id, practitioner_display.as_deref()))
+            .transpose()?;
         let service_provider = image.reference("organizationId", "Organization")?;
         let start = image.date_time("start", "start")?;
         let end = image.date_time("end", "end")?;
@@ -78,6 +113,15 @@ impl Mapping for EncounterMapping {
         }
         Ok(encounter.build()?)
     }
+}
+
+/// `prefix firstName middleName lastName` of a Practitioners item, `None` when it has no name part.
+fn practitioner_display(item: &Image<'_>) -> Result<Option<String>, MappingError> {
+    let mut parts = Vec::with_capacity(4);
+    for attribute in ["prefix", "firstName", "middleName", "lastName"] {
+        parts.extend(item.string(attribute, &format!("lookup.{PRACTITIONER_LOOKUP}.{attribute}"))?);
+    }
+    Ok((!parts.is_empty()).then(|| parts.join(" ")))
 }
 
 fn parse_class(code: &str) -> Result<(&'static str, &'static str), MappingError> {
@@ -105,7 +149,7 @@ mod tests {
 
     fn map(image: &str) -> Result<Value, MappingError> {
         let image = Image::from_json(image).unwrap();
-        EncounterMapping.map(&image).map(|e| serde_json::to_value(e).unwrap())
+        EncounterMapping::default().map(&image).map(|e| serde_json::to_value(e).unwrap())
     }
 
     const MINIMAL: &str =
@@ -165,6 +209,45 @@ mod tests {
         let error =
             map(&with(r#","start":{"S":"2026-03-01T09:30:00Z"},"end":{"S":"2026-03-01T09:00:00Z"}"#)).unwrap_err();
         assert_eq!((error.field.as_str(), error.kind), ("end", ErrorKind::InvalidValue));
+    }
+
+    #[test]
+    fn practitioner_lookup_only_with_a_table_and_an_id() {
+        let image = with(r#","practitionerId":{"S":"pr-1"}"#);
+        let image = Image::from_json(&image).unwrap();
+        assert!(EncounterMapping::default().lookups(&image).is_empty());
+        let mapping = EncounterMapping { practitioner_table: Some("Practitioners".into()) };
+        assert!(mapping.uses_lookups());
+        let keys = mapping.lookups(&image);
+        assert_eq!(keys, vec![LookupKey::by_string("practitioner", "Practitioners", "id", "pr-1")]);
+        let without = Image::from_json(MINIMAL).unwrap();
+        assert!(mapping.lookups(&without).is_empty());
+    }
+
+    #[test]
+    fn the_looked_up_practitioner_name_is_the_participant_display() {
+        let image = with(r#","practitionerId":{"S":"pr-1"}"#);
+        let image = Image::from_json(&image).unwrap();
+        let mapping = EncounterMapping { practitioner_table: Some("Practitioners".into()) };
+        let item = Image::from_json(
+            r#"{"id":{"S":"pr-1"},"prefix":{"S":"Dr."},"firstName":{"S":"Ann"},"lastName":{"S":"Lee"}}"#,
+        )
+        .unwrap();
+        let item: Image<'static> = item.into_owned();
+        let mut lookups = Lookups::none();
+        lookups.insert("practitioner", &item);
+        let encounter = serde_json::to_value(mapping.map_with(&image, &lookups).unwrap()).unwrap();
+        assert_eq!(
+            encounter["participant"][0]["individual"],
+            json!({"reference":"Practitioner/pr-1","display":"Dr. Ann Lee"})
+        );
+        // Not required and absent: no display.
+        let encounter = serde_json::to_value(mapping.map_with(&image, &Lookups::none()).unwrap()).unwrap();
+        assert_eq!(encounter["participant"][0]["individual"], json!({"reference":"Practitioner/pr-1"}));
+        let bad = Image::from_json(r#"{"id":{"S":"pr-1"},"lastName":{"N":"5"}}"#).unwrap().into_owned();
+        let mut lookups = Lookups::none();
+        lookups.insert("practitioner", &bad);
+        assert_eq!(mapping.map_with(&image, &lookups).unwrap_err().field, "lookup.practitioner.lastName");
     }
 
     #[test]

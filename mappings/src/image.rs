@@ -34,6 +34,22 @@ pub enum AttributeValue<'a> {
 }
 
 impl AttributeValue<'_> {
+    /// The same value owning its strings.
+    pub fn into_owned(self) -> AttributeValue<'static> {
+        match self {
+            AttributeValue::S(value) => AttributeValue::S(Cow::Owned(value.into_owned())),
+            AttributeValue::N(value) => AttributeValue::N(Cow::Owned(value.into_owned())),
+            AttributeValue::Bool(value) => AttributeValue::Bool(value),
+            AttributeValue::Null => AttributeValue::Null,
+            AttributeValue::M(image) => AttributeValue::M(image.into_owned()),
+            AttributeValue::L(values) => {
+                AttributeValue::L(values.into_iter().map(AttributeValue::into_owned).collect())
+            }
+            AttributeValue::Other(tag) => AttributeValue::Other(tag),
+            AttributeValue::Malformed => AttributeValue::Malformed,
+        }
+    }
+
     /// The DynamoDB type tag, for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -77,6 +93,13 @@ impl<'a> Image<'a> {
     /// Number of attributes.
     pub fn len(&self) -> usize {
         self.attributes.len()
+    }
+
+    /// The same image owning its strings (a looked-up item outlives the response it came in).
+    pub fn into_owned(self) -> Image<'static> {
+        let attributes =
+            self.attributes.into_iter().map(|(name, value)| (Cow::Owned(name.into_owned()), value.into_owned()));
+        Image { attributes: attributes.collect() }
     }
 
     /// True when the image has no attributes.

@@ -13,6 +13,7 @@ pub mod encounter;
 pub mod error;
 pub mod id;
 pub mod image;
+pub mod lookup;
 pub mod observation;
 pub mod organization;
 pub mod patient;
@@ -27,6 +28,7 @@ pub use encounter::EncounterMapping;
 pub use error::{ErrorKind, MappingError};
 pub use id::{fhir_id, is_valid_fhir_id, reference};
 pub use image::{AttributeValue, CowStr, Image};
+pub use lookup::{ItemKey, KeyValue, LookupKey, Lookups};
 pub use observation::ObservationMapping;
 pub use organization::OrganizationMapping;
 pub use patient::PatientMapping;
@@ -51,5 +53,23 @@ pub trait Mapping: Send + Sync {
     /// By default the `id` key attribute, by the shared id rule ([`fhir_id`]).
     fn fhir_id_from_keys(&self, keys: &Image<'_>) -> Result<String, MappingError> {
         Ok(fhir_id(Self::RESOURCE_TYPE, keys.required_string("id", "id")?))
+    }
+
+    /// True when this mapping (as configured) may need related records: the enrichment then
+    /// fetches them for the whole batch before mapping. False by default.
+    fn uses_lookups(&self) -> bool {
+        false
+    }
+
+    /// The related records mapping `image` needs. None by default. An attribute of the wrong
+    /// type needs no lookup here: [`Mapping::map_with`] reports it.
+    fn lookups(&self, _image: &Image<'_>) -> Vec<LookupKey> {
+        Vec::new()
+    }
+
+    /// Maps `image` with the related records fetched for it (see [`Mapping::lookups`]). By
+    /// default the items are not needed and this is [`Mapping::map`].
+    fn map_with(&self, image: &Image<'_>, _lookups: &Lookups<'_>) -> Result<Self::Resource, MappingError> {
+        self.map(image)
     }
 }

@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Human-readable logs on stderr (stdout carries the events), `warn` unless `RUST_LOG` says otherwise.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let rust_log = std::env::var(fhir_pipes_enrichers::lambda::ENV_LOG).ok();
+    let filter = fhir_pipes_enrichers::lambda::log_filter_or(rust_log.as_deref(), "warn");
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

