@@ -20,8 +20,8 @@ struct Cli {
 enum Command {
     /// Enrich a batch of stream records into FHIR event envelopes, as the Lambda does.
     Enrich(EnrichArgs),
-    /// Run a pipe of the template locally: records -> filter -> enrichment -> NDJSON events.
-    Run(RunArgs),
+    /// Run a pipe of the template locally: records or a DynamoDB stream -> filter -> enrichment -> target.
+    Run(Box<RunArgs>),
     /// Print the records an event pattern matches (NDJSON), like `aws events test-event-pattern`.
     Filter(FilterArgs),
     /// Print a generated batch of fake stream records (for benchmarks and load tests).

@@ -30,9 +30,33 @@ pub struct RunArgs {
     /// Stream records: a JSON array or NDJSON file, `-` for stdin [default: the embedded demo batch].
     #[arg(long, short)]
     pub input: Option<PathBuf>,
-    /// Append the events (NDJSON) to this file [default: stdout].
+    /// Append the events (NDJSON) to this file, `-` for stdout [default: stdout, or the template's
+    /// target with --endpoint-url, --stream-arn or --table].
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// AWS endpoint, e.g. a moto server http://127.0.0.1:5000: read the pipe's DynamoDB stream
+    /// (unless --input is given) and deliver to the template's target (unless --output is given).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS region [default: the SDK's chain; us-east-1 with --endpoint-url].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Read this DynamoDB stream (overrides the template's <Resource>TableStreamArn).
+    #[arg(long, value_name = "ARN", conflicts_with = "table")]
+    pub stream_arn: Option<String>,
+    /// Read this table's current stream (its LatestStreamArn).
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// Keep polling the stream for new changes (stop with Ctrl-C) [default: stop once every shard
+    /// has nothing new].
+    #[arg(long)]
+    pub follow: bool,
+    /// Create the template's log group or event bus when it does not exist.
+    #[arg(long)]
+    pub create_target: bool,
+    /// Send dead letters to this SQS queue (a batch it cannot take goes to --dead-letter).
+    #[arg(long, value_name = "URL")]
+    pub dead_letter_queue_url: Option<String>,
     /// Checkpoint state file: the last delivered sequence number per shard; a rerun resumes after it.
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -75,17 +99,28 @@ impl RunArgs {
             max_batches: self.max_batches,
             backoff_base_ms: Some(self.backoff_base_ms),
             backoff_cap_ms: Some(self.backoff_cap_ms),
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            stream_arn: self.stream_arn.clone(),
+            table: self.table.clone(),
+            follow: self.follow,
+            poll_interval_ms: None,
+            create_target: self.create_target,
+            dead_letter_queue_url: self.dead_letter_queue_url.clone(),
         }
     }
 
     /// Runs the pipe.
     pub async fn run(&self) -> anyhow::Result<()> {
-        let (runtime, pipe) = self.config().build().await?;
+        let config = self.config();
+        let (runtime, pipe) = config.build().await?;
         if !self.quiet {
-            if self.input.is_none() {
+            if self.input.is_none() && !config.reads_stream() {
                 eprintln!("fhir-pipes run: no --input, replaying the embedded demo batch");
             }
-            for name in &pipe.placeholders {
+            // A stream named on the command line stands in for the template's stream parameter.
+            let stream_given = config.stream_arn.is_some() || config.table.is_some();
+            for name in pipe.placeholders.iter().filter(|name| !(stream_given && name.ends_with("TableStreamArn"))) {
                 eprintln!(
                     "fhir-pipes run: parameter {name} has no value; using a local placeholder (--parameter {name}=...)"
                 );

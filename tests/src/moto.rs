@@ -197,6 +197,20 @@ impl MotoServer {
             .expect("UpdateItem");
     }
 
+    /// Sets an attribute no mapping reads: a MODIFY whose FHIR resource is unchanged.
+    pub async fn update_unmapped_note(&self, table: &str, id: &str, note: &str) {
+        self.dynamodb()
+            .await
+            .update_item()
+            .table_name(table)
+            .key("id", AttributeValue::S(id.to_owned()))
+            .update_expression("SET internalNote = :n")
+            .expression_attribute_values(":n", AttributeValue::S(note.to_owned()))
+            .send()
+            .await
+            .expect("UpdateItem");
+    }
+
     /// Deletes an item.
     pub async fn delete_patient(&self, table: &str, id: &str) {
         let key = AttributeValue::S(id.to_owned());

@@ -8,9 +8,15 @@ use super::{
     Backoff, Checkpoints, DeadLetterFile, DeadLetterSink, Enrichment, Policy, Runtime, RuntimeError, Source, Target,
 };
 use crate::{
-    source::file::{FILE_SHARD_ID, FileInput, FileSource, FileSourceOptions},
-    target::ndjson::NdjsonTarget,
-    template::{DEFAULT_TEMPLATE_PATH, PipeDefinition, Template},
+    source::{
+        dynamodb_streams::{DynamoDbStreamsConfig, DynamoDbStreamsSource, StartingPosition},
+        file::{FILE_SHARD_ID, FileInput, FileSource, FileSourceOptions},
+    },
+    target::{
+        cloudwatch_logs::CloudWatchLogsConfig, eventbridge::EventBridgeConfig, ndjson::NdjsonTarget,
+        sqs_dead_letter::SqsDeadLetterConfig,
+    },
+    template::{DEFAULT_TEMPLATE_PATH, PipeDefinition, TargetKind, Template},
 };
 
 /// The demo batch read when no input is given.
@@ -49,6 +55,25 @@ pub struct RunConfig {
     pub backoff_base_ms: Option<u64>,
     /// Longest sleep before any retry, in milliseconds (default 20000).
     pub backoff_cap_ms: Option<u64>,
+    /// AWS endpoint (e.g. a moto server `http://127.0.0.1:5000`): the source becomes the pipe's
+    /// DynamoDB stream (unless `input` is given) and the target the template's (unless `output`
+    /// is given). Static test credentials are used when none are configured.
+    pub endpoint_url: Option<String>,
+    /// AWS region of the source and target (default the SDK's chain; `us-east-1` with an endpoint).
+    pub region: Option<String>,
+    /// Read this DynamoDB stream (overrides the template's `<Resource>TableStreamArn`).
+    pub stream_arn: Option<String>,
+    /// Read this table's current stream (its LatestStreamArn, by DescribeTable).
+    pub table: Option<String>,
+    /// Keep polling the stream for new changes; without it a stream run stops once every shard
+    /// has nothing new (for scripted runs and tests).
+    pub follow: bool,
+    /// Wait between reads of a stream shard that had nothing new, in milliseconds (default 250).
+    pub poll_interval_ms: Option<u64>,
+    /// Create the template's target (log group or event bus) when it does not exist.
+    pub create_target: bool,
+    /// Send dead letters to this SQS queue; a batch the queue cannot take goes to `dead_letter`.
+    pub dead_letter_queue_url: Option<String>,
 }
 
 impl RunConfig {
@@ -80,9 +105,15 @@ impl RunConfig {
             source_arn: Some(pipe.source_arn.clone()),
             resume_after: checkpoints.get(FILE_SHARD_ID).map(str::to_owned),
         };
-        let source = match input {
-            FileInput::Stdin => Source::File(FileSource::stdin(&options, pipe.stream.maximum_batching_window).await?),
-            input => Source::File(FileSource::open(&input, &options)?),
+        let source = if self.reads_stream() {
+            Source::DynamoDbStreams(self.stream_source(&pipe, &checkpoints).await?)
+        } else {
+            match input {
+                FileInput::Stdin => {
+                    Source::File(FileSource::stdin(&options, pipe.stream.maximum_batching_window).await?)
+                }
+                input => Source::File(FileSource::open(&input, &options)?),
+            }
         };
         let enrichment = match (&pipe.enrichment, &self.enricher_binary) {
             (Some(function), Some(binary)) => Enrichment::binary(function, binary).await?,
@@ -96,13 +127,28 @@ impl RunConfig {
             (None, None) => Enrichment::None,
         };
         let target = match &self.output {
+            Some(path) if path.as_os_str() == "-" => Target::Ndjson(NdjsonTarget::stdout()),
             Some(path) => Target::Ndjson(
                 NdjsonTarget::file(path)
                     .map_err(|source| RuntimeError::Output { file: path.display().to_string(), source })?,
             ),
+            None if self.uses_aws() => self.aws_target(&pipe).await?,
             None => Target::Ndjson(NdjsonTarget::stdout()),
         };
         let dead_letter = self.dead_letter.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DEAD_LETTER_FILE));
+        let dead_letters = match &self.dead_letter_queue_url {
+            Some(queue_url) => {
+                let queue = SqsDeadLetterConfig {
+                    queue_url: queue_url.clone(),
+                    endpoint_url: self.endpoint_url.clone(),
+                    region: self.region.clone(),
+                }
+                .build()
+                .await?;
+                DeadLetterSink::Sqs { queue, fallback: DeadLetterFile::new(&dead_letter), used_fallback: false }
+            }
+            None => DeadLetterSink::File(DeadLetterFile::new(&dead_letter)),
+        };
         let defaults = Backoff::default();
         let backoff = Backoff {
             base: self.backoff_base_ms.map_or(defaults.base, std::time::Duration::from_millis),
@@ -115,7 +161,7 @@ impl RunConfig {
             enrichment,
             target,
             checkpoints,
-            dead_letters: DeadLetterSink::File(DeadLetterFile::new(&dead_letter)),
+            dead_letters,
             policy: Policy {
                 max_retry_attempts: pipe.stream.local_retry_attempts(),
                 bisect: pipe.stream.bisect_on_failure,
@@ -127,4 +173,99 @@ impl RunConfig {
         };
         Ok((runtime, pipe))
     }
+
+    /// True when the source is a DynamoDB stream: a stream or table is named, or an endpoint is
+    /// given without an input file.
+    pub fn reads_stream(&self) -> bool {
+        self.stream_arn.is_some() || self.table.is_some() || (self.endpoint_url.is_some() && self.input.is_none())
+    }
+
+    /// True when AWS (or a local endpoint) is used: then the target is the template's.
+    pub fn uses_aws(&self) -> bool {
+        self.endpoint_url.is_some() || self.reads_stream()
+    }
+
+    async fn stream_source(
+        &self,
+        pipe: &PipeDefinition,
+        checkpoints: &Checkpoints,
+    ) -> Result<DynamoDbStreamsSource, RuntimeError> {
+        let (stream_arn, table_name) = match (&self.stream_arn, &self.table) {
+            (Some(_), Some(_)) => {
+                return Err(RuntimeError::Config("give --stream-arn or --table, not both".to_owned()));
+            }
+            (Some(arn), None) => (Some(arn.clone()), None),
+            (None, Some(table)) => (None, Some(table.clone())),
+            (None, None) => match pipe.placeholders.iter().find(|name| name.ends_with("TableStreamArn")) {
+                Some(name) => {
+                    return Err(RuntimeError::Config(format!(
+                        "pipe {} reads {name}, which has no value: give --table NAME, --stream-arn ARN or \
+                         --parameter {name}=ARN",
+                        pipe.logical_id
+                    )));
+                }
+                None => (Some(pipe.source_arn.clone()), None),
+            },
+        };
+        let starting_position = match pipe.stream.starting_position {
+            crate::template::StartingPosition::Latest => StartingPosition::Latest,
+            crate::template::StartingPosition::TrimHorizon => StartingPosition::TrimHorizon,
+        };
+        let config = DynamoDbStreamsConfig {
+            stream_arn,
+            table_name,
+            starting_position,
+            batch_size: pipe.stream.batch_size,
+            maximum_batching_window_in_seconds: pipe.stream.maximum_batching_window.as_secs(),
+            poll_interval_ms: self.poll_interval_ms.unwrap_or(DEFAULT_POLL_INTERVAL_MS),
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            stop_when_idle: !self.follow,
+            checkpoints: checkpoints.shards().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        Ok(config.build().await?)
+    }
+
+    /// The template's target: its log group (CloudWatch Logs) or its bus (EventBridge).
+    async fn aws_target(&self, pipe: &PipeDefinition) -> Result<Target, RuntimeError> {
+        match &pipe.target.kind {
+            TargetKind::LogGroup { name } => {
+                let config = CloudWatchLogsConfig {
+                    log_group_name: name.clone(),
+                    log_stream_name: LOCAL_LOG_STREAM.to_owned(),
+                    endpoint_url: self.endpoint_url.clone(),
+                    region: self.region.clone(),
+                    create_log_group: self.create_target,
+                };
+                Ok(Target::CloudWatchLogs(config.build().await?))
+            }
+            TargetKind::EventBus { name, detail_type, source } => {
+                let missing = |field: &str| {
+                    RuntimeError::Config(format!(
+                        "pipe {}: the EventBridge target has no EventBridgeEventBusParameters.{field}",
+                        pipe.logical_id
+                    ))
+                };
+                let config = EventBridgeConfig {
+                    event_bus_name: name.clone(),
+                    detail_type: detail_type.clone().ok_or_else(|| missing("DetailType"))?,
+                    source: source.clone().ok_or_else(|| missing("Source"))?,
+                    endpoint_url: self.endpoint_url.clone(),
+                    region: self.region.clone(),
+                    create_event_bus: self.create_target,
+                };
+                Ok(Target::EventBridge(config.build().await?))
+            }
+            TargetKind::Other => Err(RuntimeError::Config(format!(
+                "pipe {}: target {} is not a log group or an event bus: use --output FILE",
+                pipe.logical_id, pipe.target.arn
+            ))),
+        }
+    }
 }
+
+/// The log stream the local runtime writes to in the template's log group.
+pub const LOCAL_LOG_STREAM: &str = "fhir-pipes-local";
+
+/// Wait between reads of an idle shard (four reads per second, like Lambda).
+const DEFAULT_POLL_INTERVAL_MS: u64 = 250;

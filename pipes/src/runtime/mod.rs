@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 
 pub use backoff::Backoff;
 pub use checkpoint::{CheckpointError, Checkpoints};
-pub use config::{DEFAULT_DEAD_LETTER_FILE, RunConfig, embedded_demo_input};
+pub use config::{DEFAULT_DEAD_LETTER_FILE, LOCAL_LOG_STREAM, RunConfig, embedded_demo_input};
 pub use dead_letter::{DeadLetter, DeadLetterError, DeadLetterFile, Stage};
 pub use enrichment::{EnrichFailure, EnrichedBatch, Enrichment, EnrichmentError};
 pub use lambda_api::{InvokeFailure, LambdaApiError, LocalLambda};
@@ -30,9 +30,16 @@ use crate::{
     filter::FilterSet,
     source::{
         SourceBatch,
+        dynamodb_streams::{DynamoDbStreamsSource, StreamsError},
         file::{FileSource, FileSourceError},
     },
-    target::{DeliveryError, Retry, ndjson::NdjsonTarget},
+    target::{
+        DeliveryError, Retry,
+        cloudwatch_logs::{CloudWatchLogsError, CloudWatchLogsTarget},
+        eventbridge::{EventBridgeError, EventBridgeTarget},
+        ndjson::NdjsonTarget,
+        sqs_dead_letter::{SqsDeadLetterError, SqsDeadLetterQueue},
+    },
     template::TemplateError,
 };
 
@@ -46,6 +53,18 @@ pub enum RuntimeError {
     /// The file source.
     #[error(transparent)]
     FileSource(#[from] FileSourceError),
+    /// The DynamoDB Streams source (a failure that outlasted the retries).
+    #[error(transparent)]
+    Streams(#[from] StreamsError),
+    /// The CloudWatch Logs target cannot be set up.
+    #[error(transparent)]
+    CloudWatchLogs(#[from] CloudWatchLogsError),
+    /// The EventBridge target cannot be set up.
+    #[error(transparent)]
+    EventBridge(#[from] EventBridgeError),
+    /// The SQS dead-letter queue cannot be set up.
+    #[error(transparent)]
+    SqsDeadLetter(#[from] SqsDeadLetterError),
     /// The enrichment cannot be set up.
     #[error(transparent)]
     Enrichment(#[from] EnrichmentError),
@@ -68,11 +87,13 @@ pub enum RuntimeError {
     Config(String),
 }
 
-/// Where records come from. The DynamoDB Streams source is a further variant.
+/// Where records come from.
 #[derive(Debug)]
 pub enum Source {
     /// A file, stdin or the embedded demo batch.
     File(FileSource),
+    /// A DynamoDB stream (AWS or a local endpoint such as moto).
+    DynamoDbStreams(DynamoDbStreamsSource),
 }
 
 impl Source {
@@ -80,6 +101,7 @@ impl Source {
     pub async fn next_batch(&mut self) -> Result<Option<SourceBatch>, RuntimeError> {
         match self {
             Source::File(source) => Ok(source.next_batch().await?),
+            Source::DynamoDbStreams(source) => Ok(source.next_batch().await?),
         }
     }
 
@@ -87,7 +109,16 @@ impl Source {
     pub fn total(&self) -> Option<usize> {
         match self {
             Source::File(source) => source.is_live().not().then(|| source.total()),
+            Source::DynamoDbStreams(_) => None,
         }
+    }
+}
+
+impl RuntimeError {
+    /// A source failure worth trying again (throttling, 5xx, a connection error): the source
+    /// keeps its position, so the next read resumes where it was.
+    fn is_retryable_source_failure(&self) -> bool {
+        matches!(self, RuntimeError::Streams(StreamsError::Call { retryable: true, .. }))
     }
 }
 
@@ -100,10 +131,14 @@ pub trait CustomTarget: Send {
     ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
 }
 
-/// Where events go. The CloudWatch Logs and EventBridge targets are further variants.
+/// Where events go.
 pub enum Target {
     /// NDJSON on stdout or in a file.
     Ndjson(NdjsonTarget),
+    /// A CloudWatch log group (PutLogEvents).
+    CloudWatchLogs(CloudWatchLogsTarget),
+    /// An EventBridge bus (PutEvents).
+    EventBridge(EventBridgeTarget),
     /// Any other implementation.
     Custom(Box<dyn CustomTarget>),
 }
@@ -112,6 +147,8 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Ndjson(target) => target.fmt(f),
+            Target::CloudWatchLogs(target) => target.fmt(f),
+            Target::EventBridge(target) => target.fmt(f),
             Target::Custom(_) => f.write_str("Target::Custom"),
         }
     }
@@ -122,16 +159,28 @@ impl Target {
     pub async fn deliver(&mut self, events: &[Box<RawValue>]) -> Result<(), DeliveryError> {
         match self {
             Target::Ndjson(target) => target.deliver(events).await,
+            Target::CloudWatchLogs(target) => target.deliver(events).await,
+            Target::EventBridge(target) => target.deliver(events).await,
             Target::Custom(target) => target.deliver(events).await,
         }
     }
 }
 
-/// Where dead letters go. The SQS dead-letter queue is a further variant.
+/// Where dead letters go.
 #[derive(Debug)]
 pub enum DeadLetterSink {
     /// An NDJSON file.
     File(DeadLetterFile),
+    /// An SQS queue (the pipe's `DeadLetterConfig`); a letter the queue cannot take (a record
+    /// over the message limit, or SendMessage failing after the SDK's retries) goes to the file.
+    Sqs {
+        /// The queue.
+        queue: SqsDeadLetterQueue,
+        /// Where a letter the queue cannot take is written instead.
+        fallback: DeadLetterFile,
+        /// Whether the fallback file got a letter (for the summary).
+        used_fallback: bool,
+    },
 }
 
 impl DeadLetterSink {
@@ -139,6 +188,39 @@ impl DeadLetterSink {
     pub async fn write(&mut self, letter: &DeadLetter<'_>) -> Result<(), RuntimeError> {
         match self {
             DeadLetterSink::File(file) => Ok(file.write(letter)?),
+            DeadLetterSink::Sqs { queue, fallback, used_fallback } => {
+                // Rare path: owning copies of the records keep the SQS letter type simple.
+                let records: Vec<Box<RawValue>> = letter.records.iter().map(|r| (*r).to_owned()).collect();
+                let stage = match letter.stage {
+                    Stage::Enrichment => "enrichment",
+                    Stage::Delivery => "delivery",
+                    Stage::Expired => "expired",
+                };
+                let reason = format!(
+                    "pipe {}: {stage} failed after {} attempt(s): {}",
+                    letter.pipe, letter.attempts, letter.reason
+                );
+                let sqs_letter = crate::target::sqs_dead_letter::DeadLetter {
+                    reason: &reason,
+                    shard_id: letter.shard_id,
+                    first_sequence_number: letter.first_sequence_number,
+                    last_sequence_number: letter.last_sequence_number,
+                    records: &records,
+                };
+                match queue.send(&sqs_letter).await {
+                    Ok(_) => Ok(()),
+                    Err(error) => {
+                        warn!(
+                            records = letter.record_count,
+                            %error,
+                            file = %fallback.path().display(),
+                            "dead-letter queue refused the batch, writing it to the dead-letter file"
+                        );
+                        *used_fallback = true;
+                        Ok(fallback.write(letter)?)
+                    }
+                }
+            }
         }
     }
 
@@ -146,6 +228,10 @@ impl DeadLetterSink {
     pub fn describe(&self) -> String {
         match self {
             DeadLetterSink::File(file) => file.path().display().to_string(),
+            DeadLetterSink::Sqs { fallback, used_fallback: true, .. } => {
+                format!("the dead-letter queue and {}", fallback.path().display())
+            }
+            DeadLetterSink::Sqs { .. } => "the dead-letter queue".to_owned(),
         }
     }
 }
@@ -245,8 +331,22 @@ impl Runtime {
         summary: &mut Summary,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<(), RuntimeError> {
+        let mut source_failures = 0u32;
         while self.policy.max_batches.is_none_or(|max| summary.batches < max) {
-            let Some(batch) = self.source.next_batch().await? else { break };
+            let batch = match self.source.next_batch().await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(error)
+                    if error.is_retryable_source_failure() && source_failures < self.policy.max_retry_attempts =>
+                {
+                    source_failures += 1;
+                    warn!(attempt = source_failures, %error, "reading the source failed, retrying");
+                    tokio::time::sleep(self.policy.backoff.delay(source_failures)).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            source_failures = 0;
             summary.batches += 1;
             summary.read += batch.records.len();
             let (records, expired) = self.filter(batch.records, summary);

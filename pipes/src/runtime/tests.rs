@@ -288,3 +288,43 @@ async fn records_older_than_the_maximum_record_age_are_dead_lettered_unprocessed
     runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
     assert_eq!(script.correlation_ids(), ["e0", "e1", "e2"]);
 }
+
+fn template_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")
+}
+
+#[tokio::test]
+async fn an_endpoint_without_a_stream_names_the_parameter_to_set() {
+    // Nothing listens on port 9: the error must come before any call.
+    let config = RunConfig {
+        template: Some(template_path()),
+        endpoint_url: Some("http://127.0.0.1:9".to_owned()),
+        ..RunConfig::default()
+    };
+    assert!(config.reads_stream() && config.uses_aws());
+    let error = config.build().await.unwrap_err().to_string();
+    assert!(error.contains("PatientTableStreamArn") && error.contains("--table"), "{error}");
+}
+
+#[tokio::test]
+async fn a_stream_arn_and_a_table_together_are_refused() {
+    let config = RunConfig {
+        template: Some(template_path()),
+        stream_arn: Some("arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/1".to_owned()),
+        table: Some("T".to_owned()),
+        ..RunConfig::default()
+    };
+    let error = config.build().await.unwrap_err().to_string();
+    assert!(error.contains("not both"), "{error}");
+}
+
+#[test]
+fn an_input_file_with_an_endpoint_reads_the_file_and_delivers_to_the_template_target() {
+    let config = RunConfig {
+        input: Some("records.json".into()),
+        endpoint_url: Some("http://127.0.0.1:9".to_owned()),
+        ..RunConfig::default()
+    };
+    assert!(!config.reads_stream() && config.uses_aws());
+    assert!(!RunConfig::default().uses_aws());
+}

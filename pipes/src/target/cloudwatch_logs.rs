@@ -23,7 +23,7 @@ pub const EVENT_OVERHEAD_BYTES: usize = 26;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudWatchLogsConfig {
-    /// The log group; it must exist (the template creates it).
+    /// The log group; it must exist (the template creates it) unless `create_log_group` is set.
     pub log_group_name: String,
     /// The log stream, created when missing (default `fhir-pipes-local`).
     #[serde(default = "default_log_stream_name")]
@@ -35,6 +35,10 @@ pub struct CloudWatchLogsConfig {
     /// AWS region; the SDK's region chain when absent (`us-east-1` with an `endpoint_url`).
     #[serde(default)]
     pub region: Option<String>,
+    /// Create the log group when it is missing (also after it disappears, e.g. a restarted local
+    /// endpoint) instead of failing the delivery permanently.
+    #[serde(default)]
+    pub create_log_group: bool,
 }
 
 fn default_log_stream_name() -> String {
@@ -60,6 +64,7 @@ impl CloudWatchLogsConfig {
             client: Client::new(&sdk),
             log_group_name: self.log_group_name,
             log_stream_name: self.log_stream_name,
+            create_log_group: self.create_log_group,
             stream_ready: false,
         })
     }
@@ -71,6 +76,7 @@ pub struct CloudWatchLogsTarget {
     client: Client,
     log_group_name: String,
     log_stream_name: String,
+    create_log_group: bool,
     stream_ready: bool,
 }
 
@@ -152,21 +158,20 @@ impl CloudWatchLogsTarget {
         })
     }
 
-    /// CreateLogStream; an existing stream is fine, a missing log group is a permanent error.
+    /// CreateLogStream; an existing stream is fine, a missing log group is a permanent error
+    /// (or is created first with `create_log_group`).
     async fn ensure_stream(&mut self) -> Result<(), DeliveryError> {
-        let result = self
-            .client
-            .create_log_stream()
-            .log_group_name(&self.log_group_name)
-            .log_stream_name(&self.log_stream_name)
-            .send()
-            .await;
+        let mut result = self.create_log_stream().await;
+        if self.create_log_group && result.as_ref().is_err_and(|e| e.code() == Some("ResourceNotFoundException")) {
+            self.ensure_log_group().await?;
+            result = self.create_log_stream().await;
+        }
         match result {
             Ok(_) => {}
             Err(error) if error.code() == Some("ResourceAlreadyExistsException") => {}
             Err(error) if error.code() == Some("ResourceNotFoundException") => {
                 return Err(DeliveryError::permanent(format!(
-                    "log group {} does not exist: create it (the template's log group) first",
+                    "log group {} does not exist: create it (the template's log group) first, or run with --create-target",
                     self.log_group_name
                 )));
             }
@@ -179,6 +184,38 @@ impl CloudWatchLogsTarget {
         tracing::debug!(log_group = %self.log_group_name, log_stream = %self.log_stream_name, "log stream ready");
         self.stream_ready = true;
         Ok(())
+    }
+
+    async fn create_log_stream(
+        &self,
+    ) -> Result<
+        aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamOutput,
+        aws_sdk_cloudwatchlogs::error::SdkError<
+            aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError,
+        >,
+    > {
+        self.client
+            .create_log_stream()
+            .log_group_name(&self.log_group_name)
+            .log_stream_name(&self.log_stream_name)
+            .send()
+            .await
+    }
+
+    /// CreateLogGroup; one that exists already (made meanwhile) is fine.
+    async fn ensure_log_group(&self) -> Result<(), DeliveryError> {
+        match self.client.create_log_group().log_group_name(&self.log_group_name).send().await {
+            Ok(_) => {
+                tracing::info!(log_group = %self.log_group_name, "log group created");
+                Ok(())
+            }
+            Err(error) if error.code() == Some("ResourceAlreadyExistsException") => Ok(()),
+            Err(error) => {
+                let failure = classify("CreateLogGroup", &error);
+                let retry = if failure.retryable { Retry::Retryable } else { Retry::Permanent };
+                Err(DeliveryError { retry, failed: Vec::new(), message: failure.summary })
+            }
+        }
     }
 }
 

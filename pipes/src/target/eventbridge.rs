@@ -32,6 +32,9 @@ pub struct EventBridgeConfig {
     /// AWS region; the SDK's region chain when absent (`us-east-1` with an `endpoint_url`).
     #[serde(default)]
     pub region: Option<String>,
+    /// Create the bus when it does not exist (a name, not an ARN), e.g. on a local endpoint.
+    #[serde(default)]
+    pub create_event_bus: bool,
 }
 
 /// Errors of building the EventBridge target.
@@ -40,6 +43,14 @@ pub enum EventBridgeError {
     /// The settings are unusable.
     #[error("invalid eventbridge target settings: {0}")]
     Config(String),
+    /// CreateEventBus failed.
+    #[error("cannot create event bus {bus}: {summary}")]
+    CreateBus {
+        /// The bus name.
+        bus: String,
+        /// The error code and HTTP status or the transport failure.
+        summary: String,
+    },
 }
 
 impl EventBridgeConfig {
@@ -53,12 +64,32 @@ impl EventBridgeConfig {
             }
         }
         let sdk = sdk_config(self.endpoint_url.as_deref(), self.region.as_deref(), SdkRetries::Disabled).await;
+        let client = Client::new(&sdk);
+        if self.create_event_bus {
+            create_bus_if_absent(&client, &self.event_bus_name).await?;
+        }
         Ok(EventBridgeTarget {
-            client: Client::new(&sdk),
+            client,
             event_bus_name: self.event_bus_name,
             detail_type: self.detail_type,
             source: self.source,
         })
+    }
+}
+
+/// CreateEventBus, unless it exists already.
+async fn create_bus_if_absent(client: &Client, bus: &str) -> Result<(), EventBridgeError> {
+    use aws_sdk_eventbridge::error::ProvideErrorMetadata;
+    match client.create_event_bus().name(bus).send().await {
+        Ok(_) => {
+            tracing::info!(bus, "event bus created");
+            Ok(())
+        }
+        Err(error) if error.code() == Some("ResourceAlreadyExistsException") => Ok(()),
+        Err(error) => Err(EventBridgeError::CreateBus {
+            bus: bus.to_owned(),
+            summary: classify("CreateEventBus", &error).summary,
+        }),
     }
 }
 
