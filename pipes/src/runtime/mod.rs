@@ -260,21 +260,6 @@ struct Record {
 }
 
 #[derive(Deserialize)]
-struct RecordProbe<'a> {
-    #[serde(rename = "eventID", borrow)]
-    event_id: Option<std::borrow::Cow<'a, str>>,
-    dynamodb: Option<StreamProbe>,
-}
-
-#[derive(Deserialize)]
-struct StreamProbe {
-    #[serde(rename = "SequenceNumber")]
-    sequence_number: Option<serde_json::Value>,
-    #[serde(rename = "ApproximateCreationDateTime")]
-    created: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
 struct EventProbe<'a> {
     #[serde(rename = "correlationId", borrow)]
     correlation_id: Option<std::borrow::Cow<'a, str>>,
@@ -381,18 +366,18 @@ impl Runtime {
         let mut kept = Vec::with_capacity(raws.len());
         let mut expired = Vec::new();
         for raw in raws {
-            let passes = self.filters.is_empty()
-                || serde_json::from_str::<serde_json::Value>(raw.get()).is_ok_and(|value| self.filters.matches(&value));
+            // One parse per record serves the filter and the record's marks.
+            let value = serde_json::from_str::<serde_json::Value>(raw.get()).ok();
+            let passes = self.filters.is_empty() || value.as_ref().is_some_and(|value| self.filters.matches(value));
             if !passes {
                 summary.filtered_out += 1;
                 continue;
             }
-            let probe = serde_json::from_str::<RecordProbe<'_>>(raw.get()).ok();
-            let event_id = probe.as_ref().and_then(|p| p.event_id.as_deref().map(str::to_owned));
-            let stream = probe.and_then(|p| p.dynamodb);
-            let created = stream.as_ref().and_then(|d| d.created.as_ref()).and_then(serde_json::Value::as_f64);
-            let sequence_number = stream.and_then(|d| d.sequence_number).and_then(|n| match n {
-                serde_json::Value::String(s) => Some(s),
+            let event_id = value.as_ref().and_then(|v| v.get("eventID")).and_then(|id| id.as_str()).map(str::to_owned);
+            let stream = value.as_ref().and_then(|v| v.get("dynamodb"));
+            let created = stream.and_then(|d| d.get("ApproximateCreationDateTime")).and_then(serde_json::Value::as_f64);
+            let sequence_number = stream.and_then(|d| d.get("SequenceNumber")).and_then(|n| match n {
+                serde_json::Value::String(s) => Some(s.clone()),
                 serde_json::Value::Number(n) => Some(n.to_string()),
                 _ => None,
             });
