@@ -73,8 +73,9 @@ fn parse_bool(value: &str) -> Option<bool> {
 }
 
 /// The log filter of the Lambdas: `rust_log` (`RUST_LOG`; `info` when unset or invalid), with
-/// the AWS SDK capped at `debug` whatever it says: at `trace` the SDK logs response bodies, which
-/// hold looked-up records (PHI).
+/// the AWS SDK and SigV4 signing capped at `debug` whatever it says: at `trace` the SDK logs
+/// response bodies, which hold looked-up records, and the signer logs request URIs, which hold
+/// resource ids (PHI).
 pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
     log_filter_or(rust_log, "info")
 }
@@ -85,7 +86,7 @@ pub fn log_filter_or(rust_log: Option<&str>, default: &str) -> tracing_subscribe
     let filter = rust_log
         .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    ["aws_smithy=debug", "aws_sdk=debug", "aws_config=debug"]
+    ["aws_smithy=debug", "aws_sdk=debug", "aws_config=debug", "aws_sigv4=debug"]
         .into_iter()
         .fold(filter, |filter, cap| filter.add_directive(cap.parse().expect("a valid directive")))
 }

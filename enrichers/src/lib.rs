@@ -3,6 +3,7 @@
 //! 6 MB size guard, PHI-free logging and EMF metrics. Generic over
 //! [`fhir_pipes_mappings::Mapping`]; each resource's Lambda binary is a few lines over it.
 
+pub mod backoff;
 pub mod config;
 pub mod dynamodb_lookup;
 pub mod enrich;
@@ -15,6 +16,7 @@ pub mod record;
 pub mod resources;
 pub mod sample;
 
+pub use backoff::Backoff;
 pub use config::{EnrichConfig, ErrorPolicy, MAX_RESPONSE_BYTES};
 pub use enrich::{Enriched, Enricher};
 pub use envelope::VERSION as ENVELOPE_VERSION;

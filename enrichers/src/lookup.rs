@@ -9,7 +9,6 @@
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     future::Future,
-    hash::{BuildHasher, RandomState},
     time::Duration,
 };
 
@@ -18,7 +17,7 @@ use tracing::{debug, warn};
 
 use fhir_pipes_mappings::{Image, ItemKey, KeyValue, LookupKey, Lookups};
 
-use crate::RecordError;
+use crate::{Backoff, RecordError};
 
 /// Most keys one `BatchGetItem` call accepts.
 pub const MAX_KEYS_PER_CALL: usize = 100;
@@ -156,10 +155,11 @@ impl<C: LookupClient> Fetcher<C> {
 
     /// Full jitter: a random delay up to `base · 2^(attempt-1)`, capped.
     fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling =
-            self.config.base_delay_ms.saturating_mul(1u64 << (attempt - 1).min(20)).min(self.config.max_delay_ms);
-        let random = RandomState::new().hash_one(attempt);
-        Duration::from_millis(random % (ceiling + 1))
+        let backoff = Backoff {
+            base: Duration::from_millis(self.config.base_delay_ms),
+            cap: Duration::from_millis(self.config.max_delay_ms),
+        };
+        backoff.delay(attempt)
     }
 }
 

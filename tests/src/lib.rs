@@ -13,6 +13,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod fhir_store;
 pub mod lookups;
 pub mod moto;
 

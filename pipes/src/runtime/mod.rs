@@ -4,7 +4,6 @@
 //!
 //! Records and events are never logged: only eventIDs, counts, error kinds.
 
-mod backoff;
 mod checkpoint;
 mod config;
 mod dead_letter;
@@ -18,11 +17,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::{debug, warn};
 
-pub use backoff::Backoff;
 pub use checkpoint::{CheckpointError, Checkpoints};
 pub use config::{DEFAULT_DEAD_LETTER_FILE, LOCAL_LOG_STREAM, RunConfig, embedded_demo_input};
 pub use dead_letter::{DeadLetter, DeadLetterError, DeadLetterFile, Stage};
 pub use enrichment::{EnrichFailure, EnrichedBatch, Enrichment, EnrichmentError};
+pub use fhir_pipes_enrichers::Backoff;
 pub use lambda_api::{InvokeFailure, LambdaApiError, LocalLambda};
 pub use summary::Summary;
 

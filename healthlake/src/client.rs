@@ -1,0 +1,146 @@
+//! A FHIR store client: one signed request per call, no retries (the writer retries).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+
+use crate::{event::ResourceKey, signer::Signer};
+
+/// The FHIR JSON media type.
+const FHIR_JSON: &str = "application/fhir+json";
+
+/// The store's answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body (a resource or an OperationOutcome).
+    pub body: Bytes,
+    /// `Retry-After` in seconds, when given.
+    pub retry_after: Option<Duration>,
+}
+
+/// A request that got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    /// No connection could be made, or it broke.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// No answer within the time allowed.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The request could not be signed.
+    #[error(transparent)]
+    Sign(#[from] crate::signer::SignError),
+}
+
+/// Sends signed requests to one datastore.
+pub struct FhirStoreClient {
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+    signer: Signer,
+}
+
+impl std::fmt::Debug for FhirStoreClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FhirStoreClient").field("base", &self.base).field("signer", &self.signer).finish()
+    }
+}
+
+impl FhirStoreClient {
+    /// A client of the datastore at `base` (ending with `/`), signing with `signer`.
+    pub(crate) fn new(base: String, signer: Signer) -> std::io::Result<Self> {
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_native_roots()?.https_or_http().enable_http1().build();
+        let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(https);
+        Ok(Self { http, base, signer })
+    }
+
+    /// The datastore's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The signing region.
+    pub fn region(&self) -> &str {
+        self.signer.region()
+    }
+
+    /// `PUT {base}{type}/{id}` with `body`.
+    pub async fn put(&self, key: &ResourceKey, body: Bytes, timeout: Duration) -> Result<Response, RequestError> {
+        self.send(Method::PUT, key, body, timeout).await
+    }
+
+    /// `DELETE {base}{type}/{id}`.
+    pub async fn delete(&self, key: &ResourceKey, timeout: Duration) -> Result<Response, RequestError> {
+        self.send(Method::DELETE, key, Bytes::new(), timeout).await
+    }
+
+    /// `GET {base}{type}/{id}`.
+    pub async fn get(&self, key: &ResourceKey, timeout: Duration) -> Result<Response, RequestError> {
+        self.send(Method::GET, key, Bytes::new(), timeout).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        key: &ResourceKey,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Response, RequestError> {
+        let uri = format!("{}{}", self.base, key.path());
+        let mut request = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(header::ACCEPT, FHIR_JSON)
+            .body(body)
+            .map_err(|e| RequestError::Connection(format!("invalid request: {e}")))?;
+        if !request.body().is_empty() {
+            request.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+        }
+        // Signed as sent: the host header must be the one hyper would derive from the URI.
+        if let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned()) {
+            let host = HeaderValue::from_str(&authority).map_err(|e| RequestError::Connection(e.to_string()))?;
+            request.headers_mut().insert(header::HOST, host);
+        }
+        self.signer.sign(&mut request).await?;
+        let request = request.map(Full::new);
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| RequestError::Connection(describe(&e)))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| RequestError::Connection(format!("reading the response: {e}")))?
+                .to_bytes();
+            Ok(Response { status, body, retry_after })
+        };
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| RequestError::Timeout(timeout))?
+    }
+}
+
+/// The error and its causes, one line (hyper's own message is just "client error (Connect)").
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,261 @@
+//! Reading the enrichment's envelopes: what each event asks of the store.
+//!
+//! Only what the target needs is read (`correlationId`, `details.command`, the entity's
+//! `resourceType` and `id`); the resource itself is passed on as the raw JSON it came in.
+
+use std::{borrow::Cow, fmt};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A resource's identity in the store: `{resourceType}/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceKey {
+    /// `Patient`, `Encounter`, …
+    pub resource_type: String,
+    /// The logical id.
+    pub id: String,
+}
+
+impl ResourceKey {
+    /// The path below the datastore's base URL.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.resource_type, self.id)
+    }
+}
+
+/// What one event asks of the store.
+#[derive(Debug, Clone)]
+pub enum Action<'a> {
+    /// Create or update the resource with this body (`PUT`).
+    Put {
+        /// The resource.
+        key: ResourceKey,
+        /// Its JSON, as the enrichment wrote it.
+        body: &'a RawValue,
+    },
+    /// Delete the resource (`DELETE`).
+    Delete {
+        /// The resource.
+        key: ResourceKey,
+    },
+    /// The enrichment could not map the record: nothing is sent; the event is reported.
+    Error {
+        /// The error kind (`invalid_date`, …).
+        kind: String,
+        /// The field at fault.
+        field: String,
+    },
+}
+
+impl Action<'_> {
+    /// The resource written or deleted (none for an error event).
+    pub fn key(&self) -> Option<&ResourceKey> {
+        match self {
+            Action::Put { key, .. } | Action::Delete { key } => Some(key),
+            Action::Error { .. } => None,
+        }
+    }
+}
+
+/// Why an event cannot be understood; the message names the field, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid event: {0}")]
+pub struct EventError(pub String);
+
+/// One event: its correlationId (the stream eventID) and, if it can be read, its action.
+#[derive(Debug)]
+pub struct TargetEvent<'a> {
+    /// `correlationId`, when the event has one.
+    pub correlation_id: Option<String>,
+    /// What to do, or why the event cannot be read.
+    pub action: Result<Action<'a>, EventError>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "correlationId", default, borrow)]
+    correlation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    details: Option<Details<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Details<'a> {
+    #[serde(borrow)]
+    command: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    entity: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<ErrorDetails<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetails<'a> {
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    field: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct EntityProbe<'a> {
+    #[serde(rename = "resourceType", borrow)]
+    resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+}
+
+impl<'a> TargetEvent<'a> {
+    /// Reads one envelope.
+    pub fn parse(event: &'a RawValue) -> Self {
+        let envelope = match serde_json::from_str::<Envelope<'a>>(event.get()) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                return Self {
+                    correlation_id: None,
+                    action: Err(EventError(format!("not an envelope object ({})", error_class(&error)))),
+                };
+            }
+        };
+        let correlation_id = envelope.correlation_id.map(Cow::into_owned);
+        let action = match envelope.details {
+            Some(details) => action(details),
+            None => Err(EventError("`details` is missing".to_owned())),
+        };
+        Self { correlation_id, action }
+    }
+}
+
+fn action(details: Details<'_>) -> Result<Action<'_>, EventError> {
+    let command = details.command.ok_or_else(|| EventError("`details.command` is missing".to_owned()))?;
+    match &*command {
+        "PUT" => {
+            let body = details.entity.ok_or_else(|| EventError("`details.entity` is missing".to_owned()))?;
+            Ok(Action::Put { key: key_of(body)?, body })
+        }
+        "DELETE" => {
+            let entity = details.entity.ok_or_else(|| EventError("`details.entity` is missing".to_owned()))?;
+            Ok(Action::Delete { key: key_of(entity)? })
+        }
+        "ERROR" => {
+            let error = details.error.ok_or_else(|| EventError("`details.error` is missing".to_owned()))?;
+            Ok(Action::Error {
+                kind: error.kind.map_or_else(|| "unknown".to_owned(), Cow::into_owned),
+                field: error.field.map_or_else(|| "(record)".to_owned(), Cow::into_owned),
+            })
+        }
+        other => Err(EventError(format!("`details.command` is `{}`, not PUT, DELETE or ERROR", printable(other)))),
+    }
+}
+
+fn key_of(entity: &RawValue) -> Result<ResourceKey, EventError> {
+    let probe = serde_json::from_str::<EntityProbe<'_>>(entity.get())
+        .map_err(|error| EventError(format!("`details.entity` is not a resource ({})", error_class(&error))))?;
+    let resource_type = probe
+        .resource_type
+        .filter(|t| is_resource_type(t))
+        .ok_or_else(|| EventError("`details.entity.resourceType` is missing or not a FHIR type name".to_owned()))?;
+    let id = probe
+        .id
+        .filter(|id| is_fhir_id(id))
+        .ok_or_else(|| EventError("`details.entity.id` is missing or not a FHIR id".to_owned()))?;
+    Ok(ResourceKey { resource_type: resource_type.into_owned(), id: id.into_owned() })
+}
+
+/// A FHIR resource type name: `[A-Z][A-Za-z]*`.
+fn is_resource_type(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphabetic())
+}
+
+/// A FHIR logical id: `[A-Za-z0-9\-\.]{1,64}` (it goes into the URL path as it is).
+fn is_fhir_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// A command name is one of ours or garbage; never echo more than a short code-like word.
+fn printable(command: &str) -> Cow<'_, str> {
+    if command.len() <= 16 && command.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Cow::Borrowed(command)
+    } else {
+        Cow::Borrowed("(unprintable)")
+    }
+}
+
+/// The kind of a JSON error, without the input it quotes.
+fn error_class(error: &serde_json::Error) -> impl fmt::Display {
+    match error.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "JSON syntax error",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> (Option<String>, Result<Action<'static>, EventError>) {
+        let raw: &'static RawValue = Box::leak(RawValue::from_string(json.to_owned()).unwrap());
+        let event = TargetEvent::parse(raw);
+        (event.correlation_id, event.action)
+    }
+
+    fn key(resource_type: &str, id: &str) -> ResourceKey {
+        ResourceKey { resource_type: resource_type.to_owned(), id: id.to_owned() }
+    }
+
+    #[test]
+    fn reads_put_delete_and_error_events() {
+        let (id, action) = parse(
+            r#"{"version":"1.0","correlationId":"e1","details":{"command":"PUT","entity":{"resourceType":"Patient","id":"p-1","active":true}}}"#,
+        );
+        assert_eq!(id.as_deref(), Some("e1"));
+        let Action::Put { key: put_key, body } = action.unwrap() else { panic!("not a PUT") };
+        assert_eq!(put_key, key("Patient", "p-1"));
+        assert_eq!(body.get(), r#"{"resourceType":"Patient","id":"p-1","active":true}"#);
+
+        let (_, action) = parse(
+            r#"{"correlationId":"e2","details":{"command":"DELETE","entity":{"resourceType":"Patient","id":"p-1"}}}"#,
+        );
+        assert!(matches!(action.unwrap(), Action::Delete { key: k } if k == key("Patient", "p-1")));
+
+        let (_, action) = parse(
+            r#"{"correlationId":"e3","details":{"command":"ERROR","error":{"field":"birthDate","kind":"invalid_date","message":"m"},"record":{}}}"#,
+        );
+        assert!(
+            matches!(action.unwrap(), Action::Error { kind, field } if kind == "invalid_date" && field == "birthDate")
+        );
+    }
+
+    #[test]
+    fn names_the_field_of_an_unusable_event_without_quoting_values() {
+        let cases = [
+            (r#"[1,2]"#, "not an envelope object"),
+            (r#"{"correlationId":"e"}"#, "`details` is missing"),
+            (r#"{"details":{"entity":{}}}"#, "`details.command` is missing"),
+            (r#"{"details":{"command":"PATCH-Jane-Doe-1970"}}"#, "(unprintable)"),
+            (r#"{"details":{"command":"PUT"}}"#, "`details.entity` is missing"),
+            (r#"{"details":{"command":"PUT","entity":{"id":"x"}}}"#, "`details.entity.resourceType`"),
+            (r#"{"details":{"command":"PUT","entity":{"resourceType":"Patient"}}}"#, "`details.entity.id`"),
+            (
+                r#"{"details":{"command":"PUT","entity":{"resourceType":"Patient","id":"Jane Doe/../x"}}}"#,
+                "not a FHIR id",
+            ),
+            (r#"{"details":{"command":"DELETE","entity":"Jane"}}"#, "not a resource"),
+        ];
+        for (json, expected) in cases {
+            let message = parse(json).1.unwrap_err().to_string();
+            assert!(message.contains(expected), "{json}: {message}");
+            assert!(!message.contains("Jane"), "{json}: the message quotes a value: {message}");
+        }
+    }
+
+    #[test]
+    fn keeps_the_correlation_id_of_an_unusable_event() {
+        let (id, action) = parse(r#"{"correlationId":"e9","details":{"command":"PUT"}}"#);
+        assert_eq!(id.as_deref(), Some("e9"));
+        assert!(action.is_err());
+    }
+}

