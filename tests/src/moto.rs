@@ -211,6 +211,17 @@ impl MotoServer {
             .expect("UpdateItem");
     }
 
+    /// Every item of a table (Scan, all pages), in the stream records' JSON form
+    /// (`{"id": {"S": "p1"}, …}`).
+    pub async fn scan_items(&self, table: &str) -> Vec<serde_json::Value> {
+        let pages = self.dynamodb().await.scan().table_name(table).into_paginator().items().send();
+        let items: Vec<_> = pages.collect::<Result<_, _>>().await.expect("Scan");
+        items
+            .iter()
+            .map(|item| serde_json::Value::Object(item.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect()))
+            .collect()
+    }
+
     /// Deletes an item.
     pub async fn delete_patient(&self, table: &str, id: &str) {
         let key = AttributeValue::S(id.to_owned());
@@ -318,4 +329,24 @@ fn free_port() -> u16 {
 fn answers(port: u16) -> bool {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+}
+
+/// One attribute value in the JSON form of DynamoDB (`{"S": "x"}`, `{"N": "1"}`, `{"M": {…}}`, …).
+fn attribute_json(value: &AttributeValue) -> serde_json::Value {
+    use serde_json::json;
+    match value {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(_) => json!({ "NULL": true }),
+        AttributeValue::Ss(set) => json!({ "SS": set }),
+        AttributeValue::Ns(set) => json!({ "NS": set }),
+        AttributeValue::L(list) => json!({ "L": list.iter().map(attribute_json).collect::<Vec<_>>() }),
+        AttributeValue::M(map) => {
+            let map: serde_json::Map<String, serde_json::Value> =
+                map.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect();
+            json!({ "M": map })
+        }
+        other => panic!("attribute type not used by the tests: {other:?}"),
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fhir_pipes_healthlake::HealthLakeConfig;
 use serde::Deserialize;
 
 use super::{
@@ -13,8 +14,8 @@ use crate::{
         file::{FILE_SHARD_ID, FileInput, FileSource, FileSourceOptions},
     },
     target::{
-        cloudwatch_logs::CloudWatchLogsConfig, eventbridge::EventBridgeConfig, ndjson::NdjsonTarget,
-        sqs_dead_letter::SqsDeadLetterConfig,
+        cloudwatch_logs::CloudWatchLogsConfig, eventbridge::EventBridgeConfig, healthlake::HealthLakeTarget,
+        ndjson::NdjsonTarget, sqs_dead_letter::SqsDeadLetterConfig,
     },
     template::{DEFAULT_TEMPLATE_PATH, PipeDefinition, TargetKind, Template},
 };
@@ -132,7 +133,10 @@ impl RunConfig {
                 NdjsonTarget::file(path)
                     .map_err(|source| RuntimeError::Output { file: path.display().to_string(), source })?,
             ),
-            None if self.uses_aws() => self.aws_target(&pipe).await?,
+            // A FHIR store needs no AWS endpoint: the template's HealthLake target is always used.
+            None if self.uses_aws() || matches!(pipe.target.kind, TargetKind::HealthLake(_)) => {
+                self.template_target(&pipe).await?
+            }
             None => Target::Ndjson(NdjsonTarget::stdout()),
         };
         let dead_letter = self.dead_letter.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DEAD_LETTER_FILE));
@@ -226,9 +230,17 @@ impl RunConfig {
         Ok(config.build().await?)
     }
 
-    /// The template's target: its log group (CloudWatch Logs) or its bus (EventBridge).
-    async fn aws_target(&self, pipe: &PipeDefinition) -> Result<Target, RuntimeError> {
+    /// The template's target: its log group (CloudWatch Logs), its bus (EventBridge) or its
+    /// HealthLake target Lambda's datastore.
+    async fn template_target(&self, pipe: &PipeDefinition) -> Result<Target, RuntimeError> {
         match &pipe.target.kind {
+            TargetKind::HealthLake(function) => {
+                let mut config = HealthLakeConfig::from_env(|name| function.environment.get(name).cloned())?;
+                if config.region.is_none() {
+                    config.region = self.region.clone();
+                }
+                Ok(Target::HealthLake(Box::new(HealthLakeTarget::build(config, function.timeout).await?)))
+            }
             TargetKind::LogGroup { name } => {
                 let config = CloudWatchLogsConfig {
                     log_group_name: name.clone(),
@@ -257,7 +269,7 @@ impl RunConfig {
                 Ok(Target::EventBridge(config.build().await?))
             }
             TargetKind::Other => Err(RuntimeError::Config(format!(
-                "pipe {}: target {} is not a log group or an event bus: use --output FILE",
+                "pipe {}: target {} is not a log group, an event bus or the HealthLake target: use --output FILE",
                 pipe.logical_id, pipe.target.arn
             ))),
         }

@@ -36,6 +36,7 @@ use crate::{
         DeliveryError, Retry,
         cloudwatch_logs::{CloudWatchLogsError, CloudWatchLogsTarget},
         eventbridge::{EventBridgeError, EventBridgeTarget},
+        healthlake::{HealthLakeError, HealthLakeTarget},
         ndjson::NdjsonTarget,
         sqs_dead_letter::{SqsDeadLetterError, SqsDeadLetterQueue},
     },
@@ -61,6 +62,9 @@ pub enum RuntimeError {
     /// The EventBridge target cannot be set up.
     #[error(transparent)]
     EventBridge(#[from] EventBridgeError),
+    /// The HealthLake target cannot be set up.
+    #[error("HealthLake target: {0}")]
+    HealthLake(#[from] HealthLakeError),
     /// The SQS dead-letter queue cannot be set up.
     #[error(transparent)]
     SqsDeadLetter(#[from] SqsDeadLetterError),
@@ -138,6 +142,8 @@ pub enum Target {
     CloudWatchLogs(CloudWatchLogsTarget),
     /// An EventBridge bus (PutEvents).
     EventBridge(EventBridgeTarget),
+    /// A FHIR store (HealthLake): signed PUT/DELETE (boxed: its HTTP client is large).
+    HealthLake(Box<HealthLakeTarget>),
     /// Any other implementation.
     Custom(Box<dyn CustomTarget>),
 }
@@ -148,6 +154,7 @@ impl std::fmt::Debug for Target {
             Target::Ndjson(target) => target.fmt(f),
             Target::CloudWatchLogs(target) => target.fmt(f),
             Target::EventBridge(target) => target.fmt(f),
+            Target::HealthLake(target) => target.fmt(f),
             Target::Custom(_) => f.write_str("Target::Custom"),
         }
     }
@@ -160,6 +167,7 @@ impl Target {
             Target::Ndjson(target) => target.deliver(events).await,
             Target::CloudWatchLogs(target) => target.deliver(events).await,
             Target::EventBridge(target) => target.deliver(events).await,
+            Target::HealthLake(target) => target.deliver(events).await,
             Target::Custom(target) => target.deliver(events).await,
         }
     }
@@ -339,7 +347,8 @@ impl Runtime {
                 let age = self.policy.maximum_record_age.unwrap_or_default().as_secs();
                 let reason = format!("older than MaximumRecordAgeInSeconds ({age} s)");
                 let expired: Vec<&Record> = expired.iter().collect();
-                self.dead_letter(Stage::Expired, &reason, 0, &batch.shard_id, &expired, summary).await?;
+                let letter = Letter { stage: Stage::Expired, reason: &reason, detail: None, attempts: 0 };
+                self.dead_letter(letter, &batch.shard_id, &expired, summary).await?;
             }
             if !records.is_empty() {
                 self.process(&batch.shard_id, records, summary).await?;
@@ -425,8 +434,13 @@ impl Runtime {
                 Err(failure) => {
                     summary.failed += chunk.len();
                     let records: Vec<&Record> = chunk.iter().collect();
-                    self.dead_letter(Stage::Enrichment, &failure.message, attempts + 1, shard_id, &records, summary)
-                        .await?;
+                    let letter = Letter {
+                        stage: Stage::Enrichment,
+                        reason: &failure.message,
+                        detail: None,
+                        attempts: attempts + 1,
+                    };
+                    self.dead_letter(letter, shard_id, &records, summary).await?;
                 }
             }
         }
@@ -434,7 +448,8 @@ impl Runtime {
     }
 
     /// Delivers `events` (of `records`), re-delivering only what failed, with backoff, up to
-    /// the retry limit; what is still undelivered then is dead-lettered with its records.
+    /// the retry limit; what is still undelivered then, or failed for good, is dead-lettered
+    /// with its records.
     async fn deliver(
         &mut self,
         shard_id: &str,
@@ -456,42 +471,58 @@ impl Runtime {
             let failed = failed_indices(&error, pending.len());
             summary.delivered += pending.len() - failed.len();
             let mut slots: Vec<Option<Box<RawValue>>> = pending.into_iter().map(Some).collect();
-            pending = failed.iter().filter_map(|&i| slots[i].take()).collect();
-            let give_up = error.retry == Retry::Permanent || attempts > self.policy.max_retry_attempts;
+            let (mut given_up, mut retry) = (Vec::new(), Vec::new());
+            for index in failed {
+                let Some(event) = slots[index].take() else { continue };
+                if error.retry == Retry::Permanent || error.permanent.contains(&index) {
+                    given_up.push(event);
+                } else {
+                    retry.push(event);
+                }
+            }
             warn!(
-                failed = pending.len(),
+                failed = given_up.len() + retry.len(),
+                permanent = given_up.len(),
                 attempt = attempts,
-                permanent = error.retry == Retry::Permanent,
                 reason = %error.message,
                 "delivery failed"
             );
-            if give_up {
-                let undelivered = undelivered_records(records, &pending);
-                let reason = format!("{} event(s) not delivered: {}", pending.len(), error.message);
-                self.dead_letter(Stage::Delivery, &reason, attempts, shard_id, &undelivered, summary).await?;
-                return Ok(());
+            if attempts > self.policy.max_retry_attempts {
+                given_up.append(&mut retry);
             }
-            summary.retried += 1;
-            tokio::time::sleep(self.policy.backoff.delay(attempts)).await;
+            if !given_up.is_empty() {
+                let undelivered = undelivered_records(records, &given_up);
+                let reason = format!("{} event(s) not delivered: {}", given_up.len(), error.message);
+                let letter =
+                    Letter { stage: Stage::Delivery, reason: &reason, detail: error.detail.as_deref(), attempts };
+                self.dead_letter(letter, shard_id, &undelivered, summary).await?;
+            }
+            pending = retry;
+            if !pending.is_empty() {
+                summary.retried += 1;
+                tokio::time::sleep(self.policy.backoff.delay(attempts)).await;
+            }
         }
         Ok(())
     }
 
     async fn dead_letter(
         &mut self,
-        stage: Stage,
-        reason: &str,
-        attempts: u32,
+        letter: Letter<'_>,
         shard_id: &str,
         records: &[&Record],
         summary: &mut Summary,
     ) -> Result<(), RuntimeError> {
         let raws: Vec<&RawValue> = records.iter().map(|r| &*r.raw).collect();
-        let letter = DeadLetter {
+        let full_reason = match letter.detail {
+            Some(detail) => format!("{}; {detail}", letter.reason),
+            None => letter.reason.to_owned(),
+        };
+        let dead_letter = DeadLetter {
             pipe: &self.pipe,
-            stage,
-            reason,
-            attempts,
+            stage: letter.stage,
+            reason: &full_reason,
+            attempts: letter.attempts,
             shard_id,
             first_sequence_number: records.iter().find_map(|r| r.sequence_number.as_deref()),
             last_sequence_number: records.iter().rev().find_map(|r| r.sequence_number.as_deref()),
@@ -499,11 +530,19 @@ impl Runtime {
             records: &raws,
         };
         let event_ids: Vec<&str> = records.iter().filter_map(|r| r.event_id.as_deref()).collect();
-        warn!(?stage, records = records.len(), event_ids = ?event_ids, reason, "batch dead-lettered");
-        self.dead_letters.write(&letter).await?;
+        warn!(stage = ?letter.stage, records = records.len(), event_ids = ?event_ids, reason = letter.reason, "batch dead-lettered");
+        self.dead_letters.write(&dead_letter).await?;
         summary.dead_lettered += records.len();
         Ok(())
     }
+}
+
+/// Why records are dead-lettered: `reason` is logged, `detail` only written into the letter.
+struct Letter<'a> {
+    stage: Stage,
+    reason: &'a str,
+    detail: Option<&'a str>,
+    attempts: u32,
 }
 
 /// The indices a failed delivery asks to re-deliver (all when it names none).

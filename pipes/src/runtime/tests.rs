@@ -147,7 +147,7 @@ async fn a_target_failing_k_times_then_succeeding_gets_everything_once_after_k_r
 #[tokio::test]
 async fn a_partial_failure_redelivers_only_the_failed_events() {
     let dir = tempfile::tempdir().unwrap();
-    let partial = DeliveryError { retry: Retry::Retryable, failed: vec![1, 3], message: "2 entries failed".into() };
+    let partial = DeliveryError { failed: vec![1, 3], ..DeliveryError::retryable("2 entries failed") };
     let script = Script::answering(vec![Err(partial)]);
     let setup = setup(dir.path(), &[], records(5, &[]));
     let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
@@ -183,7 +183,7 @@ async fn a_target_that_always_fails_dead_letters_the_batch_with_its_records_and_
 #[tokio::test]
 async fn a_permanent_failure_is_not_retried_and_dead_letters_only_the_failed_events_records() {
     let dir = tempfile::tempdir().unwrap();
-    let too_large = DeliveryError { retry: Retry::Permanent, failed: vec![2], message: "event too large".into() };
+    let too_large = DeliveryError { failed: vec![2], ..DeliveryError::permanent("event too large") };
     let script = Script::answering(vec![Err(too_large)]);
     let setup = setup(dir.path(), &[], records(4, &[]));
     let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
@@ -192,6 +192,31 @@ async fn a_permanent_failure_is_not_retried_and_dead_letters_only_the_failed_eve
     let letters = dead_letters(&setup.dead_letter);
     assert_eq!(letters[0]["records"][0]["eventID"], "e2");
     assert_eq!(letters[0]["recordCount"], 1);
+}
+
+#[tokio::test]
+async fn permanent_failures_among_retryable_ones_are_dead_lettered_at_once_with_their_detail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mixed = DeliveryError {
+        failed: vec![1, 2],
+        permanent: vec![1],
+        detail: Some("e1: rejected with 400: Invalid value".into()),
+        ..DeliveryError::retryable("2 of 4 event(s) not written")
+    };
+    let script = Script::answering(vec![Err(mixed)]);
+    let setup = setup(dir.path(), &[], records(4, &[]));
+    let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
+    // e1 is not tried again; e2 is, and gets through.
+    assert_eq!(script.correlation_ids(), ["e0", "e3", "e2"]);
+    assert_eq!((summary.delivered, summary.retried, summary.dead_lettered), (3, 1, 1));
+    let letters = dead_letters(&setup.dead_letter);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["records"][0]["eventID"], "e1");
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2 of 4 event(s) not written") && reason.ends_with("; e1: rejected with 400: Invalid value"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]

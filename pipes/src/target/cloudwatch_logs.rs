@@ -130,6 +130,8 @@ impl CloudWatchLogsTarget {
                         Retry::Permanent
                     };
                     return Err(DeliveryError {
+                        permanent: Vec::new(),
+                        detail: None,
                         retry,
                         message: format!(
                             "{} after {number} of {} calls; {} events not delivered",
@@ -149,6 +151,8 @@ impl CloudWatchLogsTarget {
         }
         failed.sort_unstable();
         Err(DeliveryError {
+            permanent: Vec::new(),
+            detail: None,
             retry: Retry::Permanent,
             message: format!(
                 "{} events over {MAX_EVENT_BYTES} bytes or rejected by CloudWatch Logs (timestamp out of range)",
@@ -178,7 +182,13 @@ impl CloudWatchLogsTarget {
             Err(error) => {
                 let failure = classify("CreateLogStream", &error);
                 let retry = if failure.retryable { Retry::Retryable } else { Retry::Permanent };
-                return Err(DeliveryError { retry, failed: Vec::new(), message: failure.summary });
+                return Err(DeliveryError {
+                    retry,
+                    failed: Vec::new(),
+                    permanent: Vec::new(),
+                    message: failure.summary,
+                    detail: None,
+                });
             }
         }
         tracing::debug!(log_group = %self.log_group_name, log_stream = %self.log_stream_name, "log stream ready");
@@ -213,7 +223,13 @@ impl CloudWatchLogsTarget {
             Err(error) => {
                 let failure = classify("CreateLogGroup", &error);
                 let retry = if failure.retryable { Retry::Retryable } else { Retry::Permanent };
-                Err(DeliveryError { retry, failed: Vec::new(), message: failure.summary })
+                Err(DeliveryError {
+                    retry,
+                    failed: Vec::new(),
+                    permanent: Vec::new(),
+                    message: failure.summary,
+                    detail: None,
+                })
             }
         }
     }

@@ -149,6 +149,8 @@ impl EventBridgeTarget {
                     failed.dedup();
                     let retry = if failure.retryable { Retry::Retryable } else { Retry::Permanent };
                     return Err(DeliveryError {
+                        permanent: Vec::new(),
+                        detail: None,
                         retry,
                         message: format!(
                             "{} after {number} of {} calls; {} events not delivered",
@@ -167,6 +169,8 @@ impl EventBridgeTarget {
             failed.sort_unstable();
             failed.dedup();
             return Err(DeliveryError {
+                permanent: Vec::new(),
+                detail: None,
                 retry: Retry::Retryable,
                 message: format!("PutEvents: the bus failed {} entries ({})", failed.len(), codes.join(", ")),
                 failed,
@@ -176,6 +180,8 @@ impl EventBridgeTarget {
             return Ok(());
         }
         Err(DeliveryError {
+            permanent: Vec::new(),
+            detail: None,
             retry: Retry::Permanent,
             message: format!("{} events over the PutEvents entry limit of {MAX_BYTES_PER_CALL} bytes", oversized.len()),
             failed: oversized,

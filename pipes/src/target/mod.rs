@@ -6,6 +6,7 @@ use std::fmt;
 
 pub mod cloudwatch_logs;
 pub mod eventbridge;
+pub mod healthlake;
 pub mod sqs_dead_letter;
 
 /// Whether a failed delivery may succeed if tried again.
@@ -26,19 +27,31 @@ pub struct DeliveryError {
     /// Indices (into the delivered slice) of the events that failed; empty means all of them.
     /// The runtime re-delivers only these (e.g. EventBridge `FailedEntryCount`).
     pub failed: Vec<usize>,
+    /// Indices among `failed` that retrying cannot fix even when `retry` is `Retryable` for the
+    /// others (e.g. a resource the FHIR store refused): they are dead-lettered at once.
+    pub permanent: Vec<usize>,
     /// What went wrong, for logs: error codes and counts, never event content.
     pub message: String,
+    /// More for the dead letter only, never logged: e.g. the store's diagnostics, which may
+    /// quote values of the records the letter carries anyway.
+    pub detail: Option<String>,
 }
 
 impl DeliveryError {
     /// Every event failed for a reason worth retrying.
     pub fn retryable(message: impl fmt::Display) -> Self {
-        Self { retry: Retry::Retryable, failed: Vec::new(), message: message.to_string() }
+        Self { retry: Retry::Retryable, ..Self::permanent(message) }
     }
 
     /// Every event failed for a reason retrying cannot fix.
     pub fn permanent(message: impl fmt::Display) -> Self {
-        Self { retry: Retry::Permanent, failed: Vec::new(), message: message.to_string() }
+        Self {
+            retry: Retry::Permanent,
+            failed: Vec::new(),
+            permanent: Vec::new(),
+            message: message.to_string(),
+            detail: None,
+        }
     }
 }
 

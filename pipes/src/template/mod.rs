@@ -201,7 +201,17 @@ impl Template {
             Some(value) => scalar_text(value, &target_path)?,
             None => return Err(TemplateError::invalid(&target_path, "the pipe has no Target")),
         };
-        let target = TargetDefinition::from_arn(&target_arn, field(&["TargetParameters"]), &target_path)?;
+        let mut target = TargetDefinition::from_arn(&target_arn, field(&["TargetParameters"]), &target_path)?;
+        let is_template_function = |arn: &str| {
+            let name = arn.rsplit(':').next().unwrap_or_default();
+            arn.split(':').nth(2) == Some("lambda") && self.root["Resources"].get(name).is_some()
+        };
+        if is_template_function(&target_arn) {
+            let function = self.function(&scope, &target_arn, &target_path)?;
+            if function.binary == HEALTHLAKE_TARGET_BINARY {
+                target.kind = TargetKind::HealthLake(function);
+            }
+        }
 
         Ok(PipeDefinition {
             logical_id: id,
@@ -217,6 +227,24 @@ impl Template {
 
     /// The function behind an enrichment ARN synthesised for a template function.
     fn enrichment(&self, scope: &Scope<'_>, arn: &str, path: &str) -> Result<EnrichmentFunction, TemplateError> {
+        let function = self.function(scope, arn, path)?;
+        let resource =
+            fhir_pipes_enrichers::resources::find(&function.binary).ok_or_else(|| TemplateError::UnknownEnricher {
+                path: format!("Resources.{}.Properties.CodeUri", function.logical_id),
+                binary: function.binary.clone(),
+                known: fhir_pipes_enrichers::RESOURCES.iter().map(|r| r.binary).collect::<Vec<_>>().join(", "),
+            })?;
+        Ok(EnrichmentFunction {
+            logical_id: function.logical_id,
+            binary: function.binary,
+            resource_name: resource.name,
+            environment: function.environment,
+            timeout: function.timeout,
+        })
+    }
+
+    /// The template function an ARN synthesised for it names.
+    fn function(&self, scope: &Scope<'_>, arn: &str, path: &str) -> Result<FunctionDefinition, TemplateError> {
         let name = arn.rsplit(':').next().unwrap_or_default();
         let resource = self
             .root
@@ -228,13 +256,19 @@ impl Template {
                     Some("AWS::Serverless::Function" | "AWS::Lambda::Function")
                 )
             })
-            .ok_or_else(|| {
-                TemplateError::invalid(path, format!("the enrichment `{arn}` is not a function of this template"))
-            })?;
+            .ok_or_else(|| TemplateError::invalid(path, format!("`{arn}` is not a function of this template")))?;
         let base = format!("Resources.{name}.Properties");
-        let properties = scope.resolve_present(resource.get("Properties").unwrap_or(&Value::Null), &base)?;
+        // Only what a local run uses is resolved (not, say, the IAM policies).
+        let used = |properties: Option<&Value>| -> Value {
+            let keep = ["CodeUri", "Environment", "Timeout"];
+            let used = properties.and_then(Value::as_object).map(|p| {
+                p.iter().filter(|(k, _)| keep.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+            });
+            used.map_or(Value::Null, Value::Object)
+        };
+        let properties = scope.resolve_present(&used(resource.get("Properties")), &base)?;
         let globals = match self.root.get("Globals").and_then(|g| g.get("Function")) {
-            Some(globals) => scope.resolve_present(globals, "Globals.Function")?,
+            Some(globals) => scope.resolve_present(&used(Some(globals)), "Globals.Function")?,
             None => Value::Null,
         };
         let code_uri = properties
@@ -257,16 +291,9 @@ impl Template {
             .map(|v| number(v, &format!("{base}.Timeout")))
             .transpose()?
             .unwrap_or(3);
-        let resource =
-            fhir_pipes_enrichers::resources::find(&binary).ok_or_else(|| TemplateError::UnknownEnricher {
-                path: format!("{base}.CodeUri"),
-                binary: binary.clone(),
-                known: fhir_pipes_enrichers::RESOURCES.iter().map(|r| r.binary).collect::<Vec<_>>().join(", "),
-            })?;
-        Ok(EnrichmentFunction {
+        Ok(FunctionDefinition {
             logical_id: name.to_owned(),
             binary,
-            resource_name: resource.name,
             environment,
             timeout: Duration::from_secs(timeout.max(1) as u64),
         })
@@ -407,6 +434,22 @@ pub struct EnrichmentFunction {
     pub timeout: Duration,
 }
 
+/// The binary of the HealthLake target Lambda (the last segment of its `CodeUri`).
+pub const HEALTHLAKE_TARGET_BINARY: &str = "healthlake-target";
+
+/// A Lambda function of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDefinition {
+    /// Its logical id.
+    pub logical_id: String,
+    /// The Lambda binary, the last segment of `CodeUri`.
+    pub binary: String,
+    /// `Environment.Variables`, resolved, over `Globals.Function.Environment.Variables`.
+    pub environment: BTreeMap<String, String>,
+    /// The invocation timeout (`Timeout`, default 3 s).
+    pub timeout: Duration,
+}
+
 /// The pipe's target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetDefinition {
@@ -433,6 +476,8 @@ pub enum TargetKind {
         /// `EventBridgeEventBusParameters.Source`.
         source: Option<String>,
     },
+    /// The template's HealthLake target Lambda (`healthlake-target`), with its settings.
+    HealthLake(FunctionDefinition),
     /// Anything else (only the local stdout/file target can stand in for it).
     Other,
 }

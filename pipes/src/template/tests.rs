@@ -77,6 +77,30 @@ fn the_real_template_with_an_event_bus_target_and_overrides() {
 }
 
 #[test]
+fn the_real_template_with_a_healthlake_target() {
+    let endpoint = "http://127.0.0.1:8080/datastore/0123456789abcdef0123456789abcdef/r4/";
+    let parameters = ["TargetType=HealthLake".to_owned(), format!("HealthLakeDatastoreEndpoint={endpoint}")];
+    for pipe in ["PatientPipe", "EncounterPipe"] {
+        let mut parameters = parameters.to_vec();
+        parameters.push("EncounterTableStreamArn=arn:aws:dynamodb:us-east-1:123456789012:table/E/stream/1".to_owned());
+        let pipe = real().pipe(Some(pipe), &parameters).unwrap();
+        let TargetKind::HealthLake(function) = &pipe.target.kind else {
+            panic!("{}: target {:?} is not the HealthLake target", pipe.logical_id, pipe.target)
+        };
+        assert_eq!(
+            (function.logical_id.as_str(), function.binary.as_str()),
+            ("HealthLakeTargetFunction", "healthlake-target")
+        );
+        assert_eq!(function.timeout, Duration::from_secs(60));
+        assert_eq!(function.environment["FHIR_PIPES_HEALTHLAKE_ENDPOINT"], endpoint);
+        assert_eq!(function.environment["FHIR_PIPES_HEALTHLAKE_MAX_CONCURRENCY"], "10");
+    }
+    let without_endpoint = real().pipe(None, &["TargetType=HealthLake".to_owned()]).unwrap();
+    let TargetKind::HealthLake(function) = without_endpoint.target.kind else { panic!("not the HealthLake target") };
+    assert_eq!(function.environment["FHIR_PIPES_HEALTHLAKE_ENDPOINT"], "", "the run then fails naming the setting");
+}
+
+#[test]
 fn parameter_mistakes_are_named() {
     let error = real().pipe(None, &["Nope=1".to_owned()]).unwrap_err();
     assert!(matches!(&error, TemplateError::UnknownParameter { name, .. } if name == "Nope"), "{error}");
