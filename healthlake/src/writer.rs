@@ -264,7 +264,7 @@ impl HealthLakeWriter {
             let Ok(action) = &event.action else { unreachable!("grouped events are readable") };
             let (result, attempts) = match &blocked_by {
                 Some(by) => (Err(Failure { kind: FailureKind::Blocked { by: by.clone() }, attempts: 0 }), 0),
-                None => self.apply(action, deadline).await,
+                None => self.apply(action, event.correlation_id.as_deref(), deadline).await,
             };
             if let Err(failure) = &result
                 && failure.is_retryable()
@@ -278,7 +278,12 @@ impl HealthLakeWriter {
     }
 
     /// One change, retried while the answer says retrying may help and time is left.
-    async fn apply(&self, action: &Action<'_>, deadline: Instant) -> (Result<Applied, Failure>, u32) {
+    async fn apply(
+        &self,
+        action: &Action<'_>,
+        event_id: Option<&str>,
+        deadline: Instant,
+    ) -> (Result<Applied, Failure>, u32) {
         let (key, body, is_delete) = match action {
             Action::Put { key, body } => (key, Some(Bytes::copy_from_slice(body.get().as_bytes())), false),
             Action::Delete { key } => (key, None, true),
@@ -314,7 +319,7 @@ impl HealthLakeWriter {
                 let (last, outcome) = last_failure;
                 return (Err(Failure { kind: FailureKind::GaveUp { last, outcome }, attempts }), attempts);
             }
-            debug!(resource = %key.resource_type, attempt = attempts, last = %last_failure.0, delay_ms = delay.as_millis() as u64, "retrying");
+            debug!(event_id = event_id.unwrap_or("-"), resource = %key.resource_type, attempt = attempts, last = %last_failure.0, delay_ms = delay.as_millis() as u64, "retrying");
             tokio::time::sleep(delay).await;
         }
     }
