@@ -133,3 +133,32 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     let writer = &writer;
     lambda_runtime::run(service_fn(move |event| handle(writer, event))).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_comes_from_the_context_or_a_default_budget() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let left = deadline_from_epoch_ms(now_ms + 5_000).saturating_duration_since(Instant::now());
+        assert!(left <= Duration::from_secs(5) && left > Duration::from_secs(3), "{left:?}");
+        let passed = deadline_from_epoch_ms(now_ms - 1_000).saturating_duration_since(Instant::now());
+        assert_eq!(passed, Duration::ZERO, "a deadline in the past leaves no time");
+        let unknown = deadline_from_epoch_ms(0).saturating_duration_since(Instant::now());
+        assert!(unknown > DEFAULT_BUDGET - Duration::from_secs(2) && unknown <= DEFAULT_BUDGET, "{unknown:?}");
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_is_not_an_array_fails_the_invocation_with_a_typed_diagnostic() {
+        use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+        let credentials = SharedCredentialsProvider::new(Credentials::new("AKID", "secret", None, None, "test"));
+        let config = HealthLakeConfig { endpoint: "http://127.0.0.1:9/datastore/d/r4/".into(), ..Default::default() };
+        let writer = config.build_with(credentials, "us-east-1".into()).unwrap();
+        let payload = RawValue::from_string(r#"{"Records":[]}"#.to_owned()).unwrap();
+        let event = LambdaEvent::new(payload, lambda_runtime::Context::default());
+        let diagnostic = Diagnostic::from(handle(&writer, event).await.unwrap_err());
+        assert_eq!(diagnostic.error_type, "NotABatch");
+        assert!(diagnostic.error_message.contains("JSON array"), "{}", diagnostic.error_message);
+    }
+}
