@@ -30,7 +30,12 @@ for pass in create update; do
     -p "HealthLakeDatastoreEndpoint=$endpoint" -p "BatchSize=$batch_size" \
     --dead-letter "$work/dead.ndjson" --quiet --summary-json "$work/summary.json"
   echo "== fhir-pipes run → HealthLake target ($pass, $records records, BatchSize $batch_size)"
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(f"delivered {s[\"delivered\"]}, dead-lettered {s[\"deadLettered\"]}, {s[\"elapsedSeconds\"]:.2f} s, {s[\"delivered\"]/s[\"elapsedSeconds\"]:.0f} resources/s")' "$work/summary.json"
+  python3 - "$work/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+rate = s["delivered"] / s["elapsedSeconds"]
+print(f"delivered {s['delivered']}, dead-lettered {s['deadLettered']}, {s['elapsedSeconds']:.2f} s, {rate:.0f} resources/s")
+PY
 done
 
 python3 - "$work/records.json" "$batch_size" > "$work/batch.json" <<'PY'

@@ -83,12 +83,16 @@ pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
 /// [`log_filter`] with another default level (the CLI's is `warn`; its stream source and targets
 /// carry records through the SDK too).
 pub fn log_filter_or(rust_log: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::filter::LevelFilter;
     let filter = rust_log
         .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    ["aws_smithy=debug", "aws_sdk=debug", "aws_config=debug", "aws_sigv4=debug"]
-        .into_iter()
-        .fold(filter, |filter, cap| filter.add_directive(cap.parse().expect("a valid directive")))
+    // A directive sets its target's level, so the cap must not raise it: at most `debug`, and at
+    // most the filter's most verbose level (`info` stays `info`).
+    let cap = filter.max_level_hint().unwrap_or(LevelFilter::TRACE).min(LevelFilter::DEBUG);
+    ["aws_smithy", "aws_sdk", "aws_config", "aws_sigv4"].into_iter().fold(filter, |filter, target| {
+        filter.add_directive(format!("{target}={cap}").parse().expect("a valid directive"))
+    })
 }
 
 /// Installs JSON logging to stdout (CloudWatch Logs) filtered by [`log_filter`] of `RUST_LOG`.
@@ -206,6 +210,28 @@ mod tests {
         );
         assert!(config_from_env("Patient", env(&[(ENV_ERROR_POLICY, "drop")])).unwrap_err().contains("drop"));
         assert!(config_from_env("Patient", env(&[(ENV_SKIP_UNCHANGED, "maybe")])).is_err());
+    }
+
+    /// Regression: the SDK cap was a directive `aws_config=debug`, which *raised* the SDK to
+    /// `debug` under the default `info` (and the CLI's `warn`), flooding the logs.
+    #[test]
+    fn log_filter_caps_never_raise_the_sdk_above_the_filters_own_level() {
+        use tracing::Level;
+        use tracing_subscriber::layer::SubscriberExt;
+        let enabled = |rust_log: Option<&str>, default: &str| {
+            let subscriber = tracing_subscriber::registry().with(log_filter_or(rust_log, default));
+            tracing::subscriber::with_default(subscriber, || {
+                [
+                    tracing::enabled!(target: "aws_config::loader", Level::INFO),
+                    tracing::enabled!(target: "aws_config::loader", Level::DEBUG),
+                    tracing::enabled!(target: "aws_smithy_runtime::client", Level::TRACE),
+                    tracing::enabled!(target: "aws_sigv4::http_request", Level::TRACE),
+                ]
+            })
+        };
+        assert_eq!(enabled(None, "info"), [true, false, false, false]);
+        assert_eq!(enabled(None, "warn"), [false, false, false, false]);
+        assert_eq!(enabled(Some("trace"), "info"), [true, true, false, false], "trace is capped at debug");
     }
 
     fn event(json: &str) -> LambdaEvent<Box<RawValue>> {
