@@ -212,23 +212,17 @@ impl HealthLakeWriter {
         let mut group_of: HashMap<&ResourceKey, usize> = HashMap::new();
         for (index, event) in parsed.iter().enumerate() {
             match &event.action {
-                Ok(action) => match action.key() {
-                    Some(key) => {
-                        let group = *group_of.entry(key).or_insert_with(|| {
-                            groups.push(Vec::new());
-                            groups.len() - 1
-                        });
-                        groups[group].push(index);
-                    }
-                    None => {
-                        let Action::Error { kind, field } = action else { unreachable!("only errors have no key") };
-                        let failure = Failure {
-                            kind: FailureKind::ErrorEvent { kind: kind.clone(), field: field.clone() },
-                            attempts: 0,
-                        };
-                        outcomes[index] = Some(outcome_of(event, Err(failure), 0));
-                    }
-                },
+                Ok(Action::Put { key, .. } | Action::Delete { key }) => {
+                    let group = *group_of.entry(key).or_insert_with(|| {
+                        groups.push(Vec::new());
+                        groups.len() - 1
+                    });
+                    groups[group].push(index);
+                }
+                Ok(Action::Error { kind, field }) => {
+                    let kind = FailureKind::ErrorEvent { kind: kind.clone(), field: field.clone() };
+                    outcomes[index] = Some(outcome_of(event, Err(Failure { kind, attempts: 0 }), 0));
+                }
                 Err(error) => {
                     let failure = Failure { kind: FailureKind::InvalidEvent(error.to_string()), attempts: 0 };
                     outcomes[index] = Some(outcome_of(event, Err(failure), 0));
@@ -245,7 +239,15 @@ impl HealthLakeWriter {
         for (index, outcome) in done.into_iter().flatten() {
             outcomes[index] = Some(outcome);
         }
-        WriteReport { outcomes: outcomes.into_iter().map(|o| o.expect("every event has an outcome")).collect() }
+        // Every event is grouped or failed above, so each has an outcome; a gap would be a bug
+        // here, reported as a failure rather than a panic.
+        let outcomes = outcomes.into_iter().zip(parsed).map(|(outcome, event)| {
+            outcome.unwrap_or_else(|| {
+                let failure = Failure { kind: FailureKind::InvalidEvent("not written".to_owned()), attempts: 0 };
+                outcome_of(event, Err(failure), 0)
+            })
+        });
+        WriteReport { outcomes: outcomes.collect() }
     }
 
     /// One resource's changes, in order. After a change that may still succeed later fails, the
@@ -261,10 +263,12 @@ impl HealthLakeWriter {
         let mut blocked_by: Option<Option<String>> = None;
         for index in group {
             let event = &parsed[index];
-            let Ok(action) = &event.action else { unreachable!("grouped events are readable") };
-            let (result, attempts) = match &blocked_by {
-                Some(by) => (Err(Failure { kind: FailureKind::Blocked { by: by.clone() }, attempts: 0 }), 0),
-                None => self.apply(action, event.correlation_id.as_deref(), deadline).await,
+            let (result, attempts) = match (&blocked_by, &event.action) {
+                (Some(by), _) => (Err(Failure { kind: FailureKind::Blocked { by: by.clone() }, attempts: 0 }), 0),
+                (None, Ok(action)) => self.apply(action, event.correlation_id.as_deref(), deadline).await,
+                (None, Err(error)) => {
+                    (Err(Failure { kind: FailureKind::InvalidEvent(error.to_string()), attempts: 0 }), 0)
+                }
             };
             if let Err(failure) = &result
                 && failure.is_retryable()
@@ -287,7 +291,10 @@ impl HealthLakeWriter {
         let (key, body, is_delete) = match action {
             Action::Put { key, body } => (key, Some(Bytes::copy_from_slice(body.get().as_bytes())), false),
             Action::Delete { key } => (key, None, true),
-            Action::Error { .. } => unreachable!("error events are not applied"),
+            Action::Error { kind, field } => {
+                let kind = FailureKind::ErrorEvent { kind: kind.clone(), field: field.clone() };
+                return (Err(Failure { kind, attempts: 0 }), 0);
+            }
         };
         let mut attempts = 0;
         let mut last_failure = ("no time left before the deadline".to_owned(), None);
