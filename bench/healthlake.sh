@@ -43,7 +43,7 @@ import json, sys
 records = json.load(open(sys.argv[1]))[: int(sys.argv[2])]
 print(json.dumps(records))
 PY
-"$target/release/fhir-pipes" enrich patient -i "$work/batch.json" > "$work/events.json"
+"$target/release/fhir-pipes" enrich patient "$work/batch.json" > "$work/events.json"
 echo "== healthlake-target Lambda ($batch_size events per invocation, updates)"
 python3 bench/lambda_invoke.py "$target/release/healthlake-target" "$work/events.json" --invocations 5 \
   --env "FHIR_PIPES_HEALTHLAKE_ENDPOINT=$endpoint" --env AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
