@@ -20,6 +20,9 @@ use crate::{
     outcome::Outcome,
 };
 
+/// The least time left for which a retry is still started.
+const MIN_REQUEST_TIME: Duration = Duration::from_millis(100);
+
 /// Writes batches of events into one datastore.
 #[derive(Debug)]
 pub struct HealthLakeWriter {
@@ -310,6 +313,9 @@ impl HealthLakeWriter {
                 Some(body) => self.client.put(key, body.clone(), timeout).await,
                 None => self.client.delete(key, timeout).await,
             };
+            // A retry the deadline cut short says nothing about the store: keep the answer before.
+            let cut_short =
+                attempts > 1 && timeout < self.request_timeout && matches!(answer, Err(RequestError::Timeout(_)));
             let retry_after = match verdict(answer, is_delete) {
                 Verdict::Done(applied) => return (Ok(applied), attempts),
                 Verdict::Refused(mut failure) => {
@@ -317,12 +323,15 @@ impl HealthLakeWriter {
                     return (Err(failure), attempts);
                 }
                 Verdict::Retry { last, outcome, retry_after } => {
-                    last_failure = (last, outcome);
+                    if !cut_short {
+                        last_failure = (last, outcome);
+                    }
                     retry_after
                 }
             };
             let delay = retry_after.unwrap_or_else(|| self.backoff.delay(attempts)).min(self.backoff.cap);
-            if Instant::now() + delay >= deadline {
+            // Not worth starting a request with less time than this left.
+            if Instant::now() + delay + MIN_REQUEST_TIME.min(self.request_timeout) >= deadline {
                 let (last, outcome) = last_failure;
                 return (Err(Failure { kind: FailureKind::GaveUp { last, outcome }, attempts }), attempts);
             }
