@@ -228,6 +228,24 @@ impl CapturedLogs {
     }
 }
 
+/// What [`capture_logs`] returns: the thread's default subscriber until dropped.
+#[must_use = "logs are captured until the guard is dropped"]
+pub struct LogCapture {
+    _default: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+/// Makes `subscriber` this thread's default until the guard drops. With a single dispatcher
+/// registered, tracing caches each callsite's interest from the first thread that reaches it, so
+/// the other tests' threads (no subscriber) would switch callsites off for good; the guard keeps
+/// a second, silent dispatcher alive so each thread's own subscriber is asked.
+pub fn capture_logs(subscriber: impl tracing::Subscriber + Send + Sync + 'static) -> LogCapture {
+    LogCapture {
+        _default: tracing::subscriber::set_default(subscriber),
+        _second: tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()),
+    }
+}
+
 impl io::Write for CapturedLogs {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);

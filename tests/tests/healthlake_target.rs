@@ -11,7 +11,7 @@ use std::{
 
 use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use fhir_pipes_e2e::{
-    CapturedLogs, assert_json_eq,
+    CapturedLogs, assert_json_eq, capture_logs,
     fhir_store::{ACCESS_KEY_ID, DATASTORE_ID, FhirStore, REGION, RecordedRequest, SECRET_ACCESS_KEY, max_in_flight},
 };
 use fhir_pipes_enrichers::resources;
@@ -652,14 +652,7 @@ async fn a_wrong_secret_is_refused_with_403_and_not_retried() {
 #[tokio::test]
 async fn no_patient_data_or_store_diagnostics_appear_in_trace_logs() {
     let logs = CapturedLogs::default();
-    let _guard = tracing::subscriber::set_default(
-        logs.filtered_json_subscriber(fhir_pipes_enrichers::lambda::log_filter(Some("trace"))),
-    );
-    // With a single dispatcher registered, tracing caches each callsite's interest from the
-    // thread that hits it first: the other tests' threads (no subscriber) would disable the
-    // writer's and hyper's callsites for good. A second, silent dispatcher makes it ask each
-    // thread's own subscriber instead.
-    let _second_dispatcher = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let _capture = capture_logs(logs.filtered_json_subscriber(fhir_pipes_enrichers::lambda::log_filter(Some("trace"))));
     let store = FhirStore::start();
     let writer = writer(&store);
     let patients = people("hl-phi", 5);

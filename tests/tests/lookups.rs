@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use fhir_pipes_e2e::{
-    CapturedLogs,
+    CapturedLogs, capture_logs,
     lookups::{CountingLookup, encounter_batch, practitioner_display, put_practitioners},
     moto::MotoServer,
 };
@@ -43,7 +43,7 @@ async fn a_batch_looks_up_each_practitioner_once_in_calls_of_at_most_100_keys() 
     let fetcher = LookupConfig::default().build(CountingLookup::new(DynamoDbLookup::new(moto.dynamodb().await)));
     let event = LambdaEvent::new(RawValue::from_string(batch).unwrap(), Context::default());
     let logs = CapturedLogs::default();
-    let logging = tracing::subscriber::set_default(logs.filtered_json_subscriber(lambda::log_filter(Some("trace"))));
+    let logging = capture_logs(logs.filtered_json_subscriber(lambda::log_filter(Some("trace"))));
     let events =
         lambda::handle_with_lookups(&encounter_enricher(ErrorPolicy::EmitErrorEvent), &fetcher, event).await.unwrap();
     drop(logging);
