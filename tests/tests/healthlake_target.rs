@@ -11,7 +11,9 @@ use std::{
 
 use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use fhir_pipes_e2e::{
-    CapturedLogs, assert_json_eq, capture_logs,
+    CapturedLogs, assert_json_eq,
+    binaries::cargo_bin,
+    capture_logs,
     fhir_store::{ACCESS_KEY_ID, DATASTORE_ID, FhirStore, REGION, RecordedRequest, SECRET_ACCESS_KEY, max_in_flight},
 };
 use fhir_pipes_enrichers::resources;
@@ -688,4 +690,56 @@ async fn no_patient_data_or_store_diagnostics_appear_in_trace_logs() {
     }
     assert!(text.contains("\"retrying\""), "the retries are logged:\n{text}");
     assert!(text.contains("batch written"), "no summary line:\n{text}");
+}
+
+/// The shipped `healthlake-target` binary behind a local Lambda Runtime API: settings and
+/// credentials from its environment (the standard chain), the invocation deadline from the
+/// Runtime API, the partial-failure answer Pipes reads.
+#[tokio::test]
+async fn the_lambda_binary_writes_the_batch_and_answers_the_failed_correlation_ids() {
+    use fhir_pipes::runtime::LocalLambda;
+    let binary = tokio::task::spawn_blocking(|| cargo_bin("fhir-pipes-healthlake", "healthlake-target")).await.unwrap();
+    let store = FhirStore::start();
+    let environment: BTreeMap<String, String> = [
+        ("FHIR_PIPES_HEALTHLAKE_ENDPOINT", store.base_url()),
+        ("FHIR_PIPES_HEALTHLAKE_MAX_CONCURRENCY", "4".to_owned()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut lambda = LocalLambda::start(&binary, "healthlake-target", environment, Duration::from_secs(30))
+        .await
+        .expect("the binary starts");
+
+    let patients = people("hl-bin", 4);
+    let mut stream = Stream::new(21);
+    for patient in &patients {
+        stream.insert(patient);
+    }
+    let refused = stream.insert(&Person::new("hl-bin-refused", "Test", "Case", "1970-01-01"));
+    let unmappable = stream.insert(&Person::new("hl-bin-error", "Test", "Case", "1970-02-31"));
+    let mut events = stream.enrich();
+    events[4] = edited(&events[4], |entity| entity["gender"] = json!("robot"));
+    let payload: Vec<Value> = events.iter().map(|e| json_of(e)).collect();
+
+    let answer = lambda.invoke(Value::Array(payload).to_string().into()).await.expect("an answer");
+    let answer: Value = serde_json::from_slice(&answer).expect("JSON");
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": refused}, {"itemIdentifier": unmappable}]}),
+        "the refused resource and the ERROR event, in batch order"
+    );
+    let stored = stored_patients(&store).await;
+    let expected: Vec<String> = patients.iter().map(|p| p.id.clone()).collect();
+    assert_eq!(stored.keys().cloned().collect::<Vec<_>>(), expected);
+    assert!(store.requests().await.iter().all(|r| r.signed), "signed with the credentials of its environment");
+
+    // A payload that is not a batch fails the invocation (the Pipe retries it whole).
+    let failure = lambda.invoke(r#"{"Records":[]}"#.into()).await.expect_err("not a batch");
+    assert!(format!("{failure:?}").contains("NotABatch"), "{failure:?}");
+    lambda.shutdown().await;
 }
