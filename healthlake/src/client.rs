@@ -63,16 +63,6 @@ impl FhirStoreClient {
         Ok(Self { http, base, signer })
     }
 
-    /// The datastore's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    /// The signing region.
-    pub fn region(&self) -> &str {
-        self.signer.region()
-    }
-
     /// `PUT {base}{type}/{id}` with `body`.
     pub async fn put(&self, key: &ResourceKey, body: Bytes, timeout: Duration) -> Result<Response, RequestError> {
         self.send(Method::PUT, key, body, timeout).await

@@ -48,16 +48,6 @@ pub enum Action<'a> {
     },
 }
 
-impl Action<'_> {
-    /// The resource written or deleted (none for an error event).
-    pub fn key(&self) -> Option<&ResourceKey> {
-        match self {
-            Action::Put { key, .. } | Action::Delete { key } => Some(key),
-            Action::Error { .. } => None,
-        }
-    }
-}
-
 /// Why an event cannot be understood; the message names the field, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid event: {0}")]
@@ -174,11 +164,11 @@ fn is_fhir_id(id: &str) -> bool {
 }
 
 /// A command name is one of ours or garbage; never echo more than a short code-like word.
-fn printable(command: &str) -> Cow<'_, str> {
+fn printable(command: &str) -> &str {
     if command.len() <= 16 && command.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        Cow::Borrowed(command)
+        command
     } else {
-        Cow::Borrowed("(unprintable)")
+        "(unprintable)"
     }
 }
 

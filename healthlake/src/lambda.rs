@@ -1,7 +1,10 @@
 //! The Lambda side: the Pipe invokes it with the enriched batch (a JSON array of envelopes); it
 //! answers with the events that failed, by correlationId, so the Pipe retries only those.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
@@ -100,11 +103,12 @@ pub async fn handle(
 /// The failed events' correlationIds, once each, in batch order.
 pub fn response(report: &WriteReport) -> Result<BatchResponse, TargetError> {
     let mut failures: Vec<BatchItemFailure> = Vec::new();
+    let mut listed: HashSet<&str> = HashSet::new();
     for (index, outcome, failure) in report.failures() {
         let Some(id) = &outcome.correlation_id else {
             return Err(TargetError::Unidentified { index, kind: failure.kind_name() });
         };
-        if !failures.iter().any(|f| &f.item_identifier == id) {
+        if listed.insert(id) {
             failures.push(BatchItemFailure { item_identifier: id.clone() });
         }
     }

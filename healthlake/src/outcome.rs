@@ -88,6 +88,12 @@ impl Outcome {
             let _ = write!(out, "{} {}", issue.severity, issue.code);
             let paths = if issue.expression.is_empty() { &issue.location } else { &issue.expression };
             if !paths.is_empty() {
+                // A FHIRPath may hold literals (`….where(value='…')`, `[…]`): logs get only the
+                // element path before them.
+                let paths: Vec<&str> = paths
+                    .iter()
+                    .map(|p| if with_diagnostics { p.as_str() } else { p.split(['(', '[']).next().unwrap_or_default() })
+                    .collect();
                 let _ = write!(out, " at {}", paths.join(", "));
             }
             let explanation = issue.diagnostics.as_deref().or(issue.details.as_ref().and_then(|d| d.text.as_deref()));
@@ -117,6 +123,11 @@ mod tests {
             outcome.text(),
             "error value at Patient.gender: Invalid value 'robot'; error required at Patient.id: id is required"
         );
+        let literal = br#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"value",
+            "expression":["Patient.identifier.where(value='MRN-123').system","Patient.name[0]"]}]}"#;
+        let outcome = Outcome::parse(literal).unwrap();
+        assert_eq!(outcome.codes(), "error value at Patient.identifier.where, Patient.name", "no literal in logs");
+        assert!(outcome.text().contains("MRN-123"), "the report keeps the whole path");
     }
 
     #[test]

@@ -48,10 +48,6 @@ impl Signer {
         Self { provider, region, cached: tokio::sync::Mutex::new(None) }
     }
 
-    pub(crate) fn region(&self) -> &str {
-        &self.region
-    }
-
     async fn credentials(&self) -> Result<Credentials, SignError> {
         let mut cached = self.cached.lock().await;
         let fresh = |c: &Credentials| c.expiry().is_none_or(|e| e > SystemTime::now() + REFRESH_BEFORE_EXPIRY);

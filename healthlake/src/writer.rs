@@ -71,6 +71,8 @@ pub enum FailureKind {
         last: String,
         /// Its OperationOutcome, when it had one.
         outcome: Option<Outcome>,
+        /// Requests made.
+        attempts: u32,
     },
     /// Not tried: an earlier change to the same resource failed and later ones must not overtake it.
     Blocked {
@@ -86,8 +88,12 @@ pub enum FailureKind {
 pub struct Failure {
     /// Why.
     pub kind: FailureKind,
-    /// Requests made for it.
-    pub attempts: u32,
+}
+
+impl From<FailureKind> for Failure {
+    fn from(kind: FailureKind) -> Self {
+        Self { kind }
+    }
 }
 
 impl Failure {
@@ -116,8 +122,8 @@ impl Failure {
             FailureKind::Rejected { status, outcome: Some(outcome) } => {
                 format!("rejected with {status}: {}", outcome.text())
             }
-            FailureKind::GaveUp { last, outcome: Some(outcome) } => {
-                format!("gave up after {} attempt(s), last {last}: {}", self.attempts, outcome.text())
+            FailureKind::GaveUp { last, outcome: Some(outcome), attempts } => {
+                format!("gave up after {attempts} attempt(s), last {last}: {}", outcome.text())
             }
             _ => self.to_string(),
         }
@@ -139,7 +145,7 @@ impl fmt::Display for Failure {
                     None => Ok(()),
                 }
             }
-            FailureKind::GaveUp { last, .. } => write!(f, "gave up after {} attempt(s), last {last}", self.attempts),
+            FailureKind::GaveUp { last, attempts, .. } => write!(f, "gave up after {attempts} attempt(s), last {last}"),
             FailureKind::Blocked { by: Some(by) } => {
                 write!(f, "not tried: the earlier change {by} to the resource failed")
             }
@@ -189,7 +195,7 @@ impl WriteReport {
 /// What an answer means for the request.
 enum Verdict {
     Done(Applied),
-    Refused(Failure),
+    Refused(FailureKind),
     Retry { last: String, outcome: Option<Outcome>, retry_after: Option<Duration> },
 }
 
@@ -211,46 +217,45 @@ impl HealthLakeWriter {
         let mut outcomes: Vec<Option<EventOutcome>> = vec![None; parsed.len()];
 
         // Changes to one resource form a group, applied in batch order; groups run in parallel.
+        // (Groups hold positions in `changes`: a stream of futures over borrowed groups trips
+        // rustc's `Send` inference for higher-ranked lifetimes in callers that spawn the run.)
+        let mut changes: Vec<Change<'_>> = Vec::new();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut group_of: HashMap<&ResourceKey, usize> = HashMap::new();
         for (index, event) in parsed.iter().enumerate() {
-            match &event.action {
-                Ok(Action::Put { key, .. } | Action::Delete { key }) => {
-                    let group = *group_of.entry(key).or_insert_with(|| {
-                        groups.push(Vec::new());
-                        groups.len() - 1
-                    });
-                    groups[group].push(index);
-                }
+            let correlation_id = event.correlation_id.as_deref();
+            let (key, body) = match &event.action {
+                Ok(Action::Put { key, body }) => (key, Some(*body)),
+                Ok(Action::Delete { key }) => (key, None),
                 Ok(Action::Error { kind, field }) => {
-                    let kind = FailureKind::ErrorEvent { kind: kind.clone(), field: field.clone() };
-                    outcomes[index] = Some(outcome_of(event, Err(Failure { kind, attempts: 0 }), 0));
+                    let failure = FailureKind::ErrorEvent { kind: kind.clone(), field: field.clone() };
+                    outcomes[index] = Some(outcome_of(correlation_id, None, Err(failure.into()), 0));
+                    continue;
                 }
                 Err(error) => {
-                    let failure = Failure { kind: FailureKind::InvalidEvent(error.to_string()), attempts: 0 };
-                    outcomes[index] = Some(outcome_of(event, Err(failure), 0));
+                    let failure = FailureKind::InvalidEvent(error.to_string());
+                    outcomes[index] = Some(outcome_of(correlation_id, None, Err(failure.into()), 0));
+                    continue;
                 }
-            }
+            };
+            let group = *group_of.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[group].push(changes.len());
+            changes.push(Change { index, key, body, correlation_id });
         }
 
-        let parsed = &parsed;
+        let changes = &changes;
         let done: Vec<Vec<(usize, EventOutcome)>> = stream::iter(groups)
-            .map(|group| self.write_group(parsed, group, deadline))
+            .map(|group| self.write_group(changes, group, deadline))
             .buffer_unordered(self.max_concurrency)
             .collect()
             .await;
         for (index, outcome) in done.into_iter().flatten() {
             outcomes[index] = Some(outcome);
         }
-        // Every event is grouped or failed above, so each has an outcome; a gap would be a bug
-        // here, reported as a failure rather than a panic.
-        let outcomes = outcomes.into_iter().zip(parsed).map(|(outcome, event)| {
-            outcome.unwrap_or_else(|| {
-                let failure = Failure { kind: FailureKind::InvalidEvent("not written".to_owned()), attempts: 0 };
-                outcome_of(event, Err(failure), 0)
-            })
-        });
-        WriteReport { outcomes: outcomes.collect() }
+        WriteReport { outcomes: outcomes.into_iter().flatten().collect() }
     }
 
     /// One resource's changes, in order. After a change that may still succeed later fails, the
@@ -258,54 +263,40 @@ impl HealthLakeWriter {
     /// change they go on: it can never be applied, so it cannot overtake them.
     async fn write_group(
         &self,
-        parsed: &[TargetEvent<'_>],
+        changes: &[Change<'_>],
         group: Vec<usize>,
         deadline: Instant,
     ) -> Vec<(usize, EventOutcome)> {
         let mut results = Vec::with_capacity(group.len());
         let mut blocked_by: Option<Option<String>> = None;
-        for index in group {
-            let event = &parsed[index];
-            let (result, attempts) = match (&blocked_by, &event.action) {
-                (Some(by), _) => (Err(Failure { kind: FailureKind::Blocked { by: by.clone() }, attempts: 0 }), 0),
-                (None, Ok(action)) => self.apply(action, event.correlation_id.as_deref(), deadline).await,
-                (None, Err(error)) => {
-                    (Err(Failure { kind: FailureKind::InvalidEvent(error.to_string()), attempts: 0 }), 0)
-                }
+        for change in group.into_iter().map(|position| &changes[position]) {
+            let (result, attempts) = match &blocked_by {
+                Some(by) => (Err(FailureKind::Blocked { by: by.clone() }.into()), 0),
+                None => self.apply(change, deadline).await,
             };
             if let Err(failure) = &result
                 && failure.is_retryable()
                 && blocked_by.is_none()
             {
-                blocked_by = Some(event.correlation_id.clone());
+                blocked_by = Some(change.correlation_id.map(str::to_owned));
             }
-            results.push((index, outcome_of(event, result, attempts)));
+            let resource_type = Some(change.key.resource_type.as_str());
+            results.push((change.index, outcome_of(change.correlation_id, resource_type, result, attempts)));
         }
         results
     }
 
     /// One change, retried while the answer says retrying may help and time is left.
-    async fn apply(
-        &self,
-        action: &Action<'_>,
-        event_id: Option<&str>,
-        deadline: Instant,
-    ) -> (Result<Applied, Failure>, u32) {
-        let (key, body, is_delete) = match action {
-            Action::Put { key, body } => (key, Some(Bytes::copy_from_slice(body.get().as_bytes())), false),
-            Action::Delete { key } => (key, None, true),
-            Action::Error { kind, field } => {
-                let kind = FailureKind::ErrorEvent { kind: kind.clone(), field: field.clone() };
-                return (Err(Failure { kind, attempts: 0 }), 0);
-            }
-        };
+    async fn apply(&self, change: &Change<'_>, deadline: Instant) -> (Result<Applied, Failure>, u32) {
+        let key = change.key;
+        let body = change.body.map(|body| Bytes::copy_from_slice(body.get().as_bytes()));
         let mut attempts = 0;
         let mut last_failure = ("no time left before the deadline".to_owned(), None);
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 let (last, outcome) = last_failure;
-                return (Err(Failure { kind: FailureKind::GaveUp { last, outcome }, attempts }), attempts);
+                return (Err(FailureKind::GaveUp { last, outcome, attempts }.into()), attempts);
             }
             attempts += 1;
             let timeout = self.request_timeout.min(remaining);
@@ -316,12 +307,9 @@ impl HealthLakeWriter {
             // A retry the deadline cut short says nothing about the store: keep the answer before.
             let cut_short =
                 attempts > 1 && timeout < self.request_timeout && matches!(answer, Err(RequestError::Timeout(_)));
-            let retry_after = match verdict(answer, is_delete) {
+            let retry_after = match verdict(answer, body.is_none()) {
                 Verdict::Done(applied) => return (Ok(applied), attempts),
-                Verdict::Refused(mut failure) => {
-                    failure.attempts = attempts;
-                    return (Err(failure), attempts);
-                }
+                Verdict::Refused(failure) => return (Err(failure.into()), attempts),
                 Verdict::Retry { last, outcome, retry_after } => {
                     if !cut_short {
                         last_failure = (last, outcome);
@@ -333,17 +321,42 @@ impl HealthLakeWriter {
             // Not worth starting a request with less time than this left.
             if Instant::now() + delay + MIN_REQUEST_TIME.min(self.request_timeout) >= deadline {
                 let (last, outcome) = last_failure;
-                return (Err(Failure { kind: FailureKind::GaveUp { last, outcome }, attempts }), attempts);
+                return (Err(FailureKind::GaveUp { last, outcome, attempts }.into()), attempts);
             }
-            debug!(event_id = event_id.unwrap_or("-"), resource = %key.resource_type, attempt = attempts, last = %last_failure.0, delay_ms = delay.as_millis() as u64, "retrying");
+            debug!(
+                event_id = change.correlation_id.unwrap_or("-"),
+                resource = %key.resource_type,
+                attempt = attempts,
+                last = %last_failure.0,
+                delay_ms = delay.as_millis() as u64,
+                "retrying"
+            );
             tokio::time::sleep(delay).await;
         }
     }
 }
 
-fn outcome_of(event: &TargetEvent<'_>, result: Result<Applied, Failure>, attempts: u32) -> EventOutcome {
-    let resource_type = event.action.as_ref().ok().and_then(Action::key).map(|k| k.resource_type.clone());
-    EventOutcome { correlation_id: event.correlation_id.clone(), resource_type, result, attempts }
+/// A PUT or DELETE of one event.
+struct Change<'e> {
+    index: usize,
+    key: &'e ResourceKey,
+    /// The resource of a PUT; `None` for a DELETE.
+    body: Option<&'e RawValue>,
+    correlation_id: Option<&'e str>,
+}
+
+fn outcome_of(
+    correlation_id: Option<&str>,
+    resource_type: Option<&str>,
+    result: Result<Applied, Failure>,
+    attempts: u32,
+) -> EventOutcome {
+    EventOutcome {
+        correlation_id: correlation_id.map(str::to_owned),
+        resource_type: resource_type.map(str::to_owned),
+        result,
+        attempts,
+    }
 }
 
 /// Success, refusal or retry, by status: DELETE's 404/410 mean the resource is gone (success);
@@ -352,7 +365,7 @@ fn verdict(answer: Result<Response, RequestError>, is_delete: bool) -> Verdict {
     let response = match answer {
         Ok(response) => response,
         Err(RequestError::Sign(error)) => {
-            return Verdict::Refused(Failure { kind: FailureKind::Signing(error.to_string()), attempts: 0 });
+            return Verdict::Refused(FailureKind::Signing(error.to_string()));
         }
         Err(error) => return Verdict::Retry { last: error.to_string(), outcome: None, retry_after: None },
     };
@@ -381,7 +394,7 @@ fn verdict(answer: Result<Response, RequestError>, is_delete: bool) -> Verdict {
     if retryable {
         Verdict::Retry { last: format!("status {}", status.as_u16()), outcome, retry_after: response.retry_after }
     } else {
-        Verdict::Refused(Failure { kind: FailureKind::Rejected { status: status.as_u16(), outcome }, attempts: 0 })
+        Verdict::Refused(FailureKind::Rejected { status: status.as_u16(), outcome })
     }
 }
 

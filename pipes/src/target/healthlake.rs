@@ -27,11 +27,6 @@ impl HealthLakeTarget {
         Ok(Self { writer: config.build().await?, timeout })
     }
 
-    /// The writer (its client reads resources back).
-    pub fn writer(&self) -> &HealthLakeWriter {
-        &self.writer
-    }
-
     /// Writes `events`; failures come back by index, those retrying cannot fix marked permanent.
     pub async fn deliver(&mut self, events: &[Box<RawValue>]) -> Result<(), DeliveryError> {
         let report = self.writer.write(events, Instant::now() + self.timeout).await;
