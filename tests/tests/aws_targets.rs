@@ -230,12 +230,13 @@ async fn the_sqs_dead_letter_carries_the_records_split_over_messages_when_large(
     let mut queue = config.build().await.unwrap();
 
     let small = envelopes(3, 0);
+    let small_records: Vec<&RawValue> = small.iter().map(AsRef::as_ref).collect();
     let letter = DeadLetter {
         reason: "PutEvents: ThrottlingException (HTTP 400)",
         shard_id: "shardId-0001",
         first_sequence_number: Some("100"),
         last_sequence_number: Some("102"),
-        records: &small,
+        records: &small_records,
     };
     assert_eq!(queue.send(&letter).await.unwrap(), 1);
     let bodies = drain_queue(&moto, &queue_url).await;
@@ -251,7 +252,8 @@ async fn the_sqs_dead_letter_carries_the_records_split_over_messages_when_large(
 
     // 10 records of ~60 KB: 600 KB, over several messages of at most 256 KB, order kept.
     let large = envelopes(10, 60_000);
-    let parts = queue.send(&DeadLetter { records: &large, ..letter }).await.unwrap();
+    let large_records: Vec<&RawValue> = large.iter().map(AsRef::as_ref).collect();
+    let parts = queue.send(&DeadLetter { records: &large_records, ..letter }).await.unwrap();
     assert!(parts >= 3, "{parts} messages");
     let mut bodies = drain_queue(&moto, &queue_url).await;
     assert_eq!(bodies.len(), parts);

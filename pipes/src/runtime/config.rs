@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     source::{
-        dynamodb_streams::{DynamoDbStreamsConfig, DynamoDbStreamsSource, StartingPosition},
+        dynamodb_streams::{DynamoDbStreamsConfig, DynamoDbStreamsSource},
         file::{FILE_SHARD_ID, FileInput, FileSource, FileSourceOptions},
     },
     target::{
@@ -211,14 +211,10 @@ impl RunConfig {
                 None => (Some(pipe.source_arn.clone()), None),
             },
         };
-        let starting_position = match pipe.stream.starting_position {
-            crate::template::StartingPosition::Latest => StartingPosition::Latest,
-            crate::template::StartingPosition::TrimHorizon => StartingPosition::TrimHorizon,
-        };
         let config = DynamoDbStreamsConfig {
             stream_arn,
             table_name,
-            starting_position,
+            starting_position: pipe.stream.starting_position,
             batch_size: pipe.stream.batch_size,
             maximum_batching_window_in_seconds: pipe.stream.maximum_batching_window.as_secs(),
             poll_interval_ms: self.poll_interval_ms.unwrap_or(DEFAULT_POLL_INTERVAL_MS),

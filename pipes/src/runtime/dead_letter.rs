@@ -32,6 +32,17 @@ pub enum Stage {
     Expired,
 }
 
+impl Stage {
+    /// Its name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Enrichment => "enrichment",
+            Stage::Delivery => "delivery",
+            Stage::Expired => "expired",
+        }
+    }
+}
+
 /// One dead-lettered batch.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,7 +51,8 @@ pub struct DeadLetter<'a> {
     pub pipe: &'a str,
     /// Where it failed.
     pub stage: Stage,
-    /// Why (error kinds, counts; never record content).
+    /// Why: error kinds and counts, plus, for a target's per-event failures, its detail (e.g.
+    /// the FHIR store's diagnostics, which may quote values of the records the letter carries).
     pub reason: &'a str,
     /// Attempts made.
     pub attempts: u32,

@@ -11,7 +11,7 @@ mod enrichment;
 mod lambda_api;
 mod summary;
 
-use std::{future::Future, ops::Not, pin::Pin, time::Instant};
+use std::{collections::HashSet, future::Future, ops::Not, pin::Pin, time::Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -196,23 +196,19 @@ impl DeadLetterSink {
         match self {
             DeadLetterSink::File(file) => Ok(file.write(letter)?),
             DeadLetterSink::Sqs { queue, fallback, used_fallback } => {
-                // Rare path: owning copies of the records keep the SQS letter type simple.
-                let records: Vec<Box<RawValue>> = letter.records.iter().map(|r| (*r).to_owned()).collect();
-                let stage = match letter.stage {
-                    Stage::Enrichment => "enrichment",
-                    Stage::Delivery => "delivery",
-                    Stage::Expired => "expired",
-                };
                 let reason = format!(
-                    "pipe {}: {stage} failed after {} attempt(s): {}",
-                    letter.pipe, letter.attempts, letter.reason
+                    "pipe {}: {} failed after {} attempt(s): {}",
+                    letter.pipe,
+                    letter.stage.as_str(),
+                    letter.attempts,
+                    letter.reason
                 );
                 let sqs_letter = crate::target::sqs_dead_letter::DeadLetter {
                     reason: &reason,
                     shard_id: letter.shard_id,
                     first_sequence_number: letter.first_sequence_number,
                     last_sequence_number: letter.last_sequence_number,
-                    records: &records,
+                    records: letter.records,
                 };
                 match queue.send(&sqs_letter).await {
                     Ok(_) => Ok(()),
@@ -471,10 +467,11 @@ impl Runtime {
             let failed = failed_indices(&error, pending.len());
             summary.delivered += pending.len() - failed.len();
             let mut slots: Vec<Option<Box<RawValue>>> = pending.into_iter().map(Some).collect();
+            let permanent: HashSet<usize> = error.permanent.iter().copied().collect();
             let (mut given_up, mut retry) = (Vec::new(), Vec::new());
             for index in failed {
                 let Some(event) = slots[index].take() else { continue };
-                if error.retry == Retry::Permanent || error.permanent.contains(&index) {
+                if error.retry == Retry::Permanent || permanent.contains(&index) {
                     given_up.push(event);
                 } else {
                     retry.push(event);
@@ -556,13 +553,14 @@ fn failed_indices(error: &DeliveryError, len: usize) -> Vec<usize> {
 /// The records whose events are `undelivered` (matched by eventID = correlationId); all of
 /// them when an event cannot be matched, so a record is never lost.
 fn undelivered_records<'r>(records: &'r [Record], undelivered: &[Box<RawValue>]) -> Vec<&'r Record> {
-    let mut ids = Vec::with_capacity(undelivered.len());
+    let known: HashSet<&str> = records.iter().filter_map(|r| r.event_id.as_deref()).collect();
+    let mut ids: HashSet<String> = HashSet::with_capacity(undelivered.len());
     for event in undelivered {
         let id = serde_json::from_str::<EventProbe<'_>>(event.get()).ok().and_then(|p| p.correlation_id);
         match id {
-            Some(id) if records.iter().any(|r| r.event_id.as_deref() == Some(&*id)) => ids.push(id.into_owned()),
+            Some(id) if known.contains(&*id) => ids.insert(id.into_owned()),
             _ => return records.iter().collect(),
-        }
+        };
     }
     records.iter().filter(|r| r.event_id.as_ref().is_some_and(|id| ids.contains(id))).collect()
 }

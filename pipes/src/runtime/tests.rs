@@ -344,7 +344,7 @@ async fn a_stream_arn_and_a_table_together_are_refused() {
 }
 
 #[test]
-fn an_input_file_with_an_endpoint_reads_the_file_and_delivers_to_the_template_target() {
+fn an_input_file_with_an_endpoint_reads_the_file_but_uses_aws_for_the_target() {
     let config = RunConfig {
         input: Some("records.json".into()),
         endpoint_url: Some("http://127.0.0.1:9".to_owned()),

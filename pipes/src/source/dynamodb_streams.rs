@@ -600,13 +600,13 @@ fn pipes_record_json(record: &Record, stream_arn: &str, region: &str) -> Result<
             stream_view_type: d.stream_view_type().map(|v| v.as_str()),
         }),
     };
-    let json = serde_json::to_string(&pipes).map_err(|e| {
+    // Serialized straight into a RawValue: `RawValue::from_string` would parse it all again.
+    serde_json::value::to_raw_value(&pipes).map_err(|e| {
         let reason = e.to_string();
         let field =
             reason.split_once(": ").map_or_else(|| "dynamodb".to_owned(), |(name, _)| format!("dynamodb.{name}"));
         (field, reason)
-    })?;
-    Ok(RawValue::from_string(json).expect("serde_json output is JSON"))
+    })
 }
 
 #[derive(Serialize)]

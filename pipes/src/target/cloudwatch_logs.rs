@@ -120,27 +120,13 @@ impl CloudWatchLogsTarget {
                         self.stream_ready = false;
                     }
                     let failure = classify("PutLogEvents", &error);
-                    let mut failed: Vec<usize> = chunks[number..].iter().flatten().copied().collect();
-                    failed.extend(&oversized);
-                    failed.extend(&rejected);
-                    failed.sort_unstable();
-                    let retry = if failure.retryable || error.code() == Some("ResourceNotFoundException") {
+                    let retry = if error.code() == Some("ResourceNotFoundException") {
                         Retry::Retryable
                     } else {
-                        Retry::Permanent
+                        Retry::from_call(&failure)
                     };
-                    return Err(DeliveryError {
-                        permanent: Vec::new(),
-                        detail: None,
-                        retry,
-                        message: format!(
-                            "{} after {number} of {} calls; {} events not delivered",
-                            failure.summary,
-                            chunks.len(),
-                            failed.len()
-                        ),
-                        failed,
-                    });
+                    let also: Vec<usize> = oversized.iter().chain(&rejected).copied().collect();
+                    return Err(DeliveryError::call_failed(failure, retry, &chunks, number, &also));
                 }
             }
         }
@@ -150,16 +136,11 @@ impl CloudWatchLogsTarget {
             return Ok(());
         }
         failed.sort_unstable();
-        Err(DeliveryError {
-            permanent: Vec::new(),
-            detail: None,
-            retry: Retry::Permanent,
-            message: format!(
-                "{} events over {MAX_EVENT_BYTES} bytes or rejected by CloudWatch Logs (timestamp out of range)",
-                failed.len()
-            ),
-            failed,
-        })
+        let message = format!(
+            "{} events over {MAX_EVENT_BYTES} bytes or rejected by CloudWatch Logs (timestamp out of range)",
+            failed.len()
+        );
+        Err(DeliveryError::of(Retry::Permanent, failed, message))
     }
 
     /// CreateLogStream; an existing stream is fine, a missing log group is a permanent error
@@ -180,15 +161,7 @@ impl CloudWatchLogsTarget {
                 )));
             }
             Err(error) => {
-                let failure = classify("CreateLogStream", &error);
-                let retry = if failure.retryable { Retry::Retryable } else { Retry::Permanent };
-                return Err(DeliveryError {
-                    retry,
-                    failed: Vec::new(),
-                    permanent: Vec::new(),
-                    message: failure.summary,
-                    detail: None,
-                });
+                return Err(DeliveryError::from_call(classify("CreateLogStream", &error)));
             }
         }
         tracing::debug!(log_group = %self.log_group_name, log_stream = %self.log_stream_name, "log stream ready");
@@ -220,17 +193,7 @@ impl CloudWatchLogsTarget {
                 Ok(())
             }
             Err(error) if error.code() == Some("ResourceAlreadyExistsException") => Ok(()),
-            Err(error) => {
-                let failure = classify("CreateLogGroup", &error);
-                let retry = if failure.retryable { Retry::Retryable } else { Retry::Permanent };
-                Err(DeliveryError {
-                    retry,
-                    failed: Vec::new(),
-                    permanent: Vec::new(),
-                    message: failure.summary,
-                    detail: None,
-                })
-            }
+            Err(error) => Err(DeliveryError::from_call(classify("CreateLogGroup", &error))),
         }
     }
 }

@@ -142,24 +142,9 @@ impl EventBridgeTarget {
                 Ok(_) => {}
                 Err(error) => {
                     let failure = classify("PutEvents", &error);
-                    let mut failed: Vec<usize> = chunks[number..].iter().flatten().copied().collect();
-                    failed.extend(&failed_entries);
-                    failed.extend(&oversized);
-                    failed.sort_unstable();
-                    failed.dedup();
-                    let retry = if failure.retryable { Retry::Retryable } else { Retry::Permanent };
-                    return Err(DeliveryError {
-                        permanent: Vec::new(),
-                        detail: None,
-                        retry,
-                        message: format!(
-                            "{} after {number} of {} calls; {} events not delivered",
-                            failure.summary,
-                            chunks.len(),
-                            failed.len()
-                        ),
-                        failed,
-                    });
+                    let retry = Retry::from_call(&failure);
+                    let also: Vec<usize> = failed_entries.iter().chain(&oversized).copied().collect();
+                    return Err(DeliveryError::call_failed(failure, retry, &chunks, number, &also));
                 }
             }
         }
@@ -168,24 +153,15 @@ impl EventBridgeTarget {
             failed.extend(&oversized);
             failed.sort_unstable();
             failed.dedup();
-            return Err(DeliveryError {
-                permanent: Vec::new(),
-                detail: None,
-                retry: Retry::Retryable,
-                message: format!("PutEvents: the bus failed {} entries ({})", failed.len(), codes.join(", ")),
-                failed,
-            });
+            let message = format!("PutEvents: the bus failed {} entries ({})", failed.len(), codes.join(", "));
+            return Err(DeliveryError::of(Retry::Retryable, failed, message));
         }
         if oversized.is_empty() {
             return Ok(());
         }
-        Err(DeliveryError {
-            permanent: Vec::new(),
-            detail: None,
-            retry: Retry::Permanent,
-            message: format!("{} events over the PutEvents entry limit of {MAX_BYTES_PER_CALL} bytes", oversized.len()),
-            failed: oversized,
-        })
+        let message =
+            format!("{} events over the PutEvents entry limit of {MAX_BYTES_PER_CALL} bytes", oversized.len());
+        Err(DeliveryError::of(Retry::Permanent, oversized, message))
     }
 }
 

@@ -4,6 +4,8 @@ pub mod ndjson;
 
 use std::fmt;
 
+use crate::aws::CallFailure;
+
 pub mod cloudwatch_logs;
 pub mod eventbridge;
 pub mod healthlake;
@@ -38,20 +40,52 @@ pub struct DeliveryError {
 }
 
 impl DeliveryError {
+    /// These events (indices; empty = all) failed.
+    pub fn of(retry: Retry, failed: Vec<usize>, message: impl fmt::Display) -> Self {
+        Self { retry, failed, permanent: Vec::new(), message: message.to_string(), detail: None }
+    }
+
     /// Every event failed for a reason worth retrying.
     pub fn retryable(message: impl fmt::Display) -> Self {
-        Self { retry: Retry::Retryable, ..Self::permanent(message) }
+        Self::of(Retry::Retryable, Vec::new(), message)
     }
 
     /// Every event failed for a reason retrying cannot fix.
     pub fn permanent(message: impl fmt::Display) -> Self {
-        Self {
-            retry: Retry::Permanent,
-            failed: Vec::new(),
-            permanent: Vec::new(),
-            message: message.to_string(),
-            detail: None,
-        }
+        Self::of(Retry::Permanent, Vec::new(), message)
+    }
+
+    /// Every event failed in a call to the AWS API.
+    pub(crate) fn from_call(failure: CallFailure) -> Self {
+        Self::of(Retry::from_call(&failure), Vec::new(), failure.summary)
+    }
+
+    /// Call `number` (0-based) of a delivery split over `calls` failed: its events and every
+    /// later call's are undelivered, with `also` (events that failed before, or could not be sent).
+    pub(crate) fn call_failed(
+        failure: CallFailure,
+        retry: Retry,
+        calls: &[Vec<usize>],
+        number: usize,
+        also: &[usize],
+    ) -> Self {
+        let mut failed: Vec<usize> = calls[number..].iter().flatten().chain(also).copied().collect();
+        failed.sort_unstable();
+        failed.dedup();
+        let message = format!(
+            "{} after {number} of {} calls; {} events not delivered",
+            failure.summary,
+            calls.len(),
+            failed.len()
+        );
+        Self::of(retry, failed, message)
+    }
+}
+
+impl Retry {
+    /// Whether an AWS API call's failure may pass on a retry.
+    pub(crate) fn from_call(failure: &CallFailure) -> Self {
+        if failure.retryable { Retry::Retryable } else { Retry::Permanent }
     }
 }
 

@@ -61,7 +61,7 @@ pub enum SqsDeadLetterError {
 /// A batch that could not be delivered.
 #[derive(Debug, Clone, Copy)]
 pub struct DeadLetter<'a> {
-    /// Why (an error kind and message without record content).
+    /// Why (as the dead-letter file's reason).
     pub reason: &'a str,
     /// The shard the records come from.
     pub shard_id: &'a str,
@@ -70,7 +70,7 @@ pub struct DeadLetter<'a> {
     /// `dynamodb.SequenceNumber` of the batch's last record.
     pub last_sequence_number: Option<&'a str>,
     /// The records, as read from the source.
-    pub records: &'a [Box<RawValue>],
+    pub records: &'a [&'a RawValue],
 }
 
 /// The body of one dead-letter message.
@@ -143,7 +143,7 @@ impl SqsDeadLetterQueue {
 
 /// The message bodies of a dead letter, each at most `limit` bytes, records kept in order.
 pub fn message_bodies(letter: &DeadLetter<'_>, limit: usize) -> Result<Vec<String>, SqsDeadLetterError> {
-    let message = |part, parts, first_record_index, records: &[Box<RawValue>]| {
+    let message = |part, parts, first_record_index, records: &[&RawValue]| {
         serde_json::to_string(&DeadLetterMessage {
             reason: letter.reason,
             shard_id: letter.shard_id,
@@ -152,7 +152,7 @@ pub fn message_bodies(letter: &DeadLetter<'_>, limit: usize) -> Result<Vec<Strin
             part,
             parts,
             first_record_index,
-            records: records.iter().map(AsRef::as_ref).collect(),
+            records: records.to_vec(),
         })
         .expect("a dead letter serializes")
     };
@@ -190,13 +190,16 @@ pub fn message_bodies(letter: &DeadLetter<'_>, limit: usize) -> Result<Vec<Strin
 mod tests {
     use super::*;
 
-    fn records(count: usize, payload: usize) -> Vec<Box<RawValue>> {
+    fn records(count: usize, payload: usize) -> Vec<&'static RawValue> {
         (0..count)
-            .map(|i| RawValue::from_string(format!(r#"{{"eventID":"e{i}","pad":"{}"}}"#, "x".repeat(payload))).unwrap())
+            .map(|i| {
+                let record = RawValue::from_string(format!(r#"{{"eventID":"e{i}","pad":"{}"}}"#, "x".repeat(payload)));
+                &*Box::leak(record.unwrap())
+            })
             .collect()
     }
 
-    fn letter(records: &[Box<RawValue>]) -> DeadLetter<'_> {
+    fn letter<'a>(records: &'a [&'a RawValue]) -> DeadLetter<'a> {
         DeadLetter {
             reason: "target: ThrottlingException (HTTP 400)",
             shard_id: "shardId-1",

@@ -334,14 +334,8 @@ pub struct PipeDefinition {
     pub placeholders: Vec<String>,
 }
 
-/// Where a new pipe starts reading a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartingPosition {
-    /// Changes from now on.
-    Latest,
-    /// Everything still in the stream.
-    TrimHorizon,
-}
+/// Where a new pipe starts reading a stream: the stream source's own setting.
+pub use crate::source::dynamodb_streams::StartingPosition;
 
 /// `DynamoDBStreamParameters` of a pipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
