@@ -145,8 +145,10 @@ impl<M: Mapping> Enricher<M> {
 
     fn enrich_fetched(&self, batch: &str, fetched: Option<&Fetched>) -> Result<Enriched, EnrichError> {
         // One pass decodes the records and enriches each as soon as it is decoded, so memory
-        // holds the batch, the events and one decoded record. A batch the lax pass rejects is
-        // split into raw records and done again, so one odd record still cannot fail the others.
+        // holds the batch, the events and one decoded record. When the lax pass stops at a
+        // record it cannot read, the batch is split into raw records and the rest is done one
+        // by one, so one odd record still cannot fail the others. The records before it were
+        // pushed whole (each only once decoded), so they are not done again.
         let mut output = Output::new(batch);
         let walked = record::for_each_record(batch, |index, record| output.push(self, fetched, index, checked(record)));
         match walked {
@@ -154,9 +156,9 @@ impl<M: Mapping> Enricher<M> {
             Err(_) => {
                 let split: Vec<&RawValue> =
                     serde_json::from_str(batch).map_err(|error| EnrichError::NotABatch(describe_json_error(&error)))?;
-                output = Output::new(batch);
+                let done = output.counts.records;
                 output.raws = Some(split.clone());
-                for (index, raw) in split.iter().enumerate() {
+                for (index, raw) in split.iter().enumerate().skip(done) {
                     let decoded = match record::decode_record(raw) {
                         Ok(record) => checked(record),
                         Err(error) => Decoded { record: Err(error), salvaged_id: salvage_event_id(raw) },

@@ -73,7 +73,9 @@ impl Default for LookupConfig {
 impl LookupConfig {
     /// A fetcher of these settings over `client`.
     pub fn build<C: LookupClient>(&self, client: C) -> Fetcher<C> {
-        Fetcher { client, config: self.clone() }
+        let backoff =
+            Backoff { base: Duration::from_millis(self.base_delay_ms), cap: Duration::from_millis(self.max_delay_ms) };
+        Fetcher { client, max_attempts: self.max_attempts, backoff }
     }
 }
 
@@ -81,7 +83,9 @@ impl LookupConfig {
 #[derive(Debug)]
 pub struct Fetcher<C> {
     client: C,
-    config: LookupConfig,
+    max_attempts: u32,
+    /// Full jitter: a random delay up to `base · 2^(attempt-1)`, capped.
+    backoff: Backoff,
 }
 
 impl<C: LookupClient> Fetcher<C> {
@@ -107,7 +111,7 @@ impl<C: LookupClient> Fetcher<C> {
 
     async fn fetch_chunk(&self, chunk: &[ItemKey], results: &mut HashMap<ItemKey, Fetch>) {
         let mut pending: Vec<ItemKey> = chunk.to_vec();
-        for attempt in 1..=self.config.max_attempts.max(1) {
+        for attempt in 1..=self.max_attempts.max(1) {
             let output = match self.client.batch_get(&pending).await {
                 Ok(output) => output,
                 Err(error) => {
@@ -142,24 +146,15 @@ impl<C: LookupClient> Fetcher<C> {
             if pending.is_empty() {
                 return;
             }
-            if attempt < self.config.max_attempts {
-                let delay = self.backoff(attempt);
+            if attempt < self.max_attempts {
+                let delay = self.backoff.delay(attempt);
                 debug!(keys = pending.len(), attempt, delay_ms = delay.as_millis() as u64, "retrying unprocessed keys");
                 tokio::time::sleep(delay).await;
             }
         }
-        warn!(keys = pending.len(), attempts = self.config.max_attempts, "lookup keys left unprocessed");
-        let error = LookupError::Unprocessed(self.config.max_attempts);
+        warn!(keys = pending.len(), attempts = self.max_attempts, "lookup keys left unprocessed");
+        let error = LookupError::Unprocessed(self.max_attempts);
         results.extend(pending.into_iter().map(|key| (key, Fetch::Failed(error.clone()))));
-    }
-
-    /// Full jitter: a random delay up to `base · 2^(attempt-1)`, capped.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let backoff = Backoff {
-            base: Duration::from_millis(self.config.base_delay_ms),
-            cap: Duration::from_millis(self.config.max_delay_ms),
-        };
-        backoff.delay(attempt)
     }
 }
 
@@ -347,11 +342,10 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn the_settings_become_the_fetchers_backoff() {
+        // How a Backoff grows and is capped is tested in backoff.rs.
         let fetcher = LookupConfig { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 }.build(FakeClient::new(0));
-        for _ in 0..20 {
-            assert!(fetcher.backoff(1) <= Duration::from_millis(10));
-            assert!(fetcher.backoff(9) <= Duration::from_millis(50));
-        }
+        assert_eq!(fetcher.backoff, Backoff { base: Duration::from_millis(10), cap: Duration::from_millis(50) });
+        assert_eq!(fetcher.max_attempts, 10);
     }
 }
