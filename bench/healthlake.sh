@@ -22,7 +22,8 @@ node tests/fhir-store/server.mjs --port "$port" --datastore "$datastore" --regio
   --access-key-id "$AWS_ACCESS_KEY_ID" --secret-access-key "$AWS_SECRET_ACCESS_KEY" > "$work/store.log" 2>&1 &
 store=$!
 trap 'kill $store 2>/dev/null; rm -rf "$work"' EXIT
-until grep -q listening "$work/store.log"; do sleep 0.2; done
+for _ in $(seq 300); do grep -q listening "$work/store.log" && break; kill -0 $store || break; sleep 0.2; done
+grep -q listening "$work/store.log" || { echo "the FHIR store did not start:"; cat "$work/store.log"; exit 1; } >&2
 
 "$target/release/fhir-pipes" sample patient --records "$records" > "$work/records.json"
 for pass in create update; do

@@ -101,7 +101,8 @@ let delayMs = 0;
 
 const server = createServer((req, res) => {
   handle(req, res).catch((err) => {
-    process.stderr.write(`fhir-store: internal error on ${req.method} ${pathOf(req)}: ${err?.name}: ${err?.message}\n`);
+    // No path (it holds the resource id) and no message (it may quote the resource): no PHI.
+    process.stderr.write(`fhir-store: internal error on ${req.method}: ${err?.name}\n`);
     if (!res.headersSent) {
       send(res, 500, outcome('exception', 'internal error of the fhir-store stand-in'));
     }

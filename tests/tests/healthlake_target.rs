@@ -692,9 +692,9 @@ async fn no_patient_data_or_store_diagnostics_appear_in_trace_logs() {
     assert!(text.contains("batch written"), "no summary line:\n{text}");
 }
 
-/// The shipped `healthlake-target` binary behind a local Lambda Runtime API: settings and
-/// credentials from its environment (the standard chain), the invocation deadline from the
-/// Runtime API, the partial-failure answer Pipes reads.
+/// The shipped `healthlake-target` binary behind a local Lambda Runtime API: settings (endpoint,
+/// concurrency) and credentials from its environment (the standard chain), the partial-failure
+/// answer Pipes reads.
 #[tokio::test]
 async fn the_lambda_binary_writes_the_batch_and_answers_the_failed_correlation_ids() {
     use fhir_pipes::runtime::LocalLambda;
@@ -726,6 +726,7 @@ async fn the_lambda_binary_writes_the_batch_and_answers_the_failed_correlation_i
     events[4] = edited(&events[4], |entity| entity["gender"] = json!("robot"));
     let payload: Vec<Value> = events.iter().map(|e| json_of(e)).collect();
 
+    store.set_delay(20).await; // so that concurrent requests overlap visibly
     let answer = lambda.invoke(Value::Array(payload).to_string().into()).await.expect("an answer");
     let answer: Value = serde_json::from_slice(&answer).expect("JSON");
     assert_eq!(
@@ -736,7 +737,10 @@ async fn the_lambda_binary_writes_the_batch_and_answers_the_failed_correlation_i
     let stored = stored_patients(&store).await;
     let expected: Vec<String> = patients.iter().map(|p| p.id.clone()).collect();
     assert_eq!(stored.keys().cloned().collect::<Vec<_>>(), expected);
-    assert!(store.requests().await.iter().all(|r| r.signed), "signed with the credentials of its environment");
+    let requests = store.requests().await;
+    assert!(requests.iter().all(|r| r.signed), "signed with the credentials of its environment");
+    let in_flight = max_in_flight(&requests);
+    assert!((2..=4).contains(&in_flight), "5 PUTs in parallel, FHIR_PIPES_HEALTHLAKE_MAX_CONCURRENCY=4: {in_flight}");
 
     // A payload that is not a batch fails the invocation (the Pipe retries it whole).
     let failure = lambda.invoke(r#"{"Records":[]}"#.into()).await.expect_err("not a batch");

@@ -5,7 +5,6 @@
 use fhir_pipes_e2e::{CapturedLogs, enrich_case, fixture_cases, parse};
 use serde_json::Value;
 
-/// Attributes whose values are patient data.
 /// Attributes whose values are patient data or identifiers (of every shipped resource's table).
 const PHI_ATTRIBUTES: &[&str] = &[
     "id",
