@@ -86,14 +86,15 @@ impl Enrichment {
         Ok(Self::Binary(Box::new(lambda)))
     }
 
-    /// Enriches one batch (a JSON array of records).
-    pub async fn enrich(&mut self, batch: String) -> Result<EnrichedBatch, EnrichFailure> {
+    /// Enriches one batch of records (handed over as the JSON array Pipes sends).
+    pub async fn enrich(&mut self, records: &[&RawValue]) -> Result<EnrichedBatch, EnrichFailure> {
         match self {
+            // No enrichment: the records themselves are the events.
             Enrichment::None => {
-                let events: Vec<Box<RawValue>> = serde_json::from_str(&batch).expect("the runtime builds valid arrays");
+                let events = records.iter().map(|record| (*record).to_owned()).collect();
                 Ok(EnrichedBatch { events, skipped: 0, failed: 0 })
             }
-            Enrichment::InProcess(enricher) => match enricher.enrich(&batch) {
+            Enrichment::InProcess(enricher) => match enricher.enrich(&batch_json(records)) {
                 Ok(enriched) => Ok(EnrichedBatch {
                     events: enriched.events,
                     skipped: enriched.counts.skipped,
@@ -101,26 +102,22 @@ impl Enrichment {
                 }),
                 Err(error) => Err(EnrichFailure { message: format!("{}: {error}", error.kind()), retryable: false }),
             },
-            Enrichment::Binary(lambda) => {
-                let records = count_records(&batch);
-                match lambda.invoke(Bytes::from(batch)).await {
-                    Ok(body) => {
-                        let events: Vec<Box<RawValue>> =
-                            serde_json::from_slice(&body).map_err(|error| EnrichFailure {
-                                message: format!(
-                                    "the function's response is not a JSON array of events (line {} column {})",
-                                    error.line(),
-                                    error.column()
-                                ),
-                                retryable: false,
-                            })?;
-                        let failed = events.iter().filter(|event| is_error_event(event)).count();
-                        Ok(EnrichedBatch { skipped: records.saturating_sub(events.len()), failed, events })
-                    }
-                    Err(InvokeFailure::Function(message)) => Err(EnrichFailure { message, retryable: false }),
-                    Err(InvokeFailure::Runtime(message)) => Err(EnrichFailure { message, retryable: true }),
+            Enrichment::Binary(lambda) => match lambda.invoke(Bytes::from(batch_json(records))).await {
+                Ok(body) => {
+                    let events: Vec<Box<RawValue>> = serde_json::from_slice(&body).map_err(|error| EnrichFailure {
+                        message: format!(
+                            "the function's response is not a JSON array of events (line {} column {})",
+                            error.line(),
+                            error.column()
+                        ),
+                        retryable: false,
+                    })?;
+                    let failed = events.iter().filter(|event| is_error_event(event)).count();
+                    Ok(EnrichedBatch { skipped: records.len().saturating_sub(events.len()), failed, events })
                 }
-            }
+                Err(InvokeFailure::Function(message)) => Err(EnrichFailure { message, retryable: false }),
+                Err(InvokeFailure::Runtime(message)) => Err(EnrichFailure { message, retryable: true }),
+            },
         }
     }
 
@@ -132,21 +129,33 @@ impl Enrichment {
     }
 }
 
-fn count_records(batch: &str) -> usize {
-    serde_json::from_str::<Vec<&RawValue>>(batch).map_or(0, |records| records.len())
+/// The records as the JSON array Pipes hands the enrichment.
+fn batch_json(records: &[&RawValue]) -> String {
+    let mut batch = String::with_capacity(2 + records.iter().map(|r| r.get().len() + 1).sum::<usize>());
+    batch.push('[');
+    for (index, record) in records.iter().enumerate() {
+        if index > 0 {
+            batch.push(',');
+        }
+        batch.push_str(record.get());
+    }
+    batch.push(']');
+    batch
 }
 
 /// Whether an envelope is a mapping-error event (`details.command` is `ERROR`).
 fn is_error_event(event: &RawValue) -> bool {
     #[derive(Deserialize)]
-    struct Envelope {
-        details: Option<Details>,
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        details: Option<Details<'a>>,
     }
     #[derive(Deserialize)]
-    struct Details {
-        command: Option<String>,
+    struct Details<'a> {
+        #[serde(borrow)]
+        command: Option<std::borrow::Cow<'a, str>>,
     }
-    serde_json::from_str::<Envelope>(event.get())
+    serde_json::from_str::<Envelope<'_>>(event.get())
         .ok()
         .and_then(|e| e.details)
         .and_then(|d| d.command)

@@ -405,8 +405,8 @@ impl Runtime {
         // A stack of (records, attempts made); the first half is on top so order is kept.
         let mut work = vec![(records, 0u32)];
         while let Some((chunk, attempts)) = work.pop() {
-            let batch = batch_json(&chunk);
-            match self.enrichment.enrich(batch).await {
+            let raws: Vec<&RawValue> = chunk.iter().map(|record| &*record.raw).collect();
+            match self.enrichment.enrich(&raws).await {
                 Ok(enriched) => {
                     summary.enriched += enriched.events.len();
                     summary.skipped += enriched.skipped;
@@ -563,20 +563,6 @@ fn undelivered_records<'r>(records: &'r [Record], undelivered: &[Box<RawValue>])
         };
     }
     records.iter().filter(|r| r.event_id.as_ref().is_some_and(|id| ids.contains(id))).collect()
-}
-
-/// The records as the JSON array Pipes hands the enrichment.
-fn batch_json(records: &[Record]) -> String {
-    let mut batch = String::with_capacity(2 + records.iter().map(|r| r.raw.get().len() + 1).sum::<usize>());
-    batch.push('[');
-    for (index, record) in records.iter().enumerate() {
-        if index > 0 {
-            batch.push(',');
-        }
-        batch.push_str(record.raw.get());
-    }
-    batch.push(']');
-    batch
 }
 
 fn progress_bar(total: Option<usize>) -> indicatif::ProgressBar {
