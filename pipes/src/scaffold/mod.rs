@@ -11,7 +11,6 @@
 //! Nothing is overwritten: when any file exists or any edit is already there, nothing is written.
 
 use std::{
-    fmt,
     path::{Path, PathBuf},
     str::FromStr,
 };
@@ -111,12 +110,6 @@ impl Names {
             .replace("{{table}}", &self.table)
             .replace("{{event_id_insert}}", &event_id(&self.name, "insert"))
             .replace("{{event_id_remove}}", &event_id(&self.name, "remove"))
-    }
-}
-
-impl fmt::Display for Names {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.resource)
     }
 }
 

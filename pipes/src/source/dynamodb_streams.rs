@@ -259,11 +259,6 @@ impl DynamoDbStreamsSource {
         &self.stream_arn
     }
 
-    /// The ids of the shards known, in reading order (parents first).
-    pub fn shard_ids(&self) -> Vec<&str> {
-        self.shards.iter().map(|s| s.id.as_str()).collect()
-    }
-
     /// The next batch: records of one shard, at most `batch_size`, in stream order. Waits for
     /// records; `None` only with `stop_when_idle` once the stream is idle.
     pub async fn next_batch(&mut self) -> Result<Option<SourceBatch>, StreamsError> {
