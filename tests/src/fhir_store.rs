@@ -73,6 +73,12 @@ pub struct RecordedRequest {
     pub ended_at: Option<f64>,
 }
 
+/// A stored resource without what the store adds to it (`meta`), to compare with what was sent.
+pub fn without_meta(mut resource: Value) -> Value {
+    resource.as_object_mut().expect("a resource object").remove("meta");
+    resource
+}
+
 /// The most requests that were in flight at the same time.
 pub fn max_in_flight(requests: &[RecordedRequest]) -> usize {
     let mut edges: Vec<(f64, i32)> = Vec::new();

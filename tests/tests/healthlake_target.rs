@@ -14,7 +14,9 @@ use fhir_pipes_e2e::{
     CapturedLogs, assert_json_eq,
     binaries::cargo_bin,
     capture_logs,
-    fhir_store::{ACCESS_KEY_ID, DATASTORE_ID, FhirStore, REGION, RecordedRequest, SECRET_ACCESS_KEY, max_in_flight},
+    fhir_store::{
+        ACCESS_KEY_ID, DATASTORE_ID, FhirStore, REGION, RecordedRequest, SECRET_ACCESS_KEY, max_in_flight, without_meta,
+    },
 };
 use fhir_pipes_enrichers::resources;
 use fhir_pipes_healthlake::{
@@ -184,11 +186,6 @@ fn applied(report: &WriteReport) -> Vec<Option<Applied>> {
 
 fn failure_kind(outcome: &EventOutcome) -> &FailureKind {
     &outcome.result.as_ref().expect_err("the event should have failed").kind
-}
-
-fn without_meta(mut resource: Value) -> Value {
-    resource.as_object_mut().expect("a resource object").remove("meta");
-    resource
 }
 
 /// The stored Patients without `meta`, by id.
@@ -440,8 +437,7 @@ async fn changes_to_one_patient_keep_batch_order_while_patients_are_written_in_p
         let last_put = events.iter().rev().find(|e| entity(e)["id"] == person.id.as_str()).unwrap();
         match &latest[index] {
             Some(_) => {
-                let mut expected = entity(last_put);
-                expected.as_object_mut().unwrap().remove("meta");
+                let expected = without_meta(entity(last_put));
                 assert_json_eq(
                     &stored[&person.id],
                     &expected,

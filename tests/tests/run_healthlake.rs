@@ -14,7 +14,7 @@ use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use fhir_pipes_e2e::{
     assert_json_eq,
     binaries::cargo_bin,
-    fhir_store::{ACCESS_KEY_ID, FhirStore, REGION, SECRET_ACCESS_KEY},
+    fhir_store::{ACCESS_KEY_ID, FhirStore, REGION, SECRET_ACCESS_KEY, without_meta},
     moto::MotoServer,
     workspace_root,
 };
@@ -77,12 +77,6 @@ fn expected_patient(item: &Value) -> Value {
     let event: Value = serde_json::from_str(events.events[0].get()).unwrap();
     assert_eq!(event["details"]["command"], "PUT", "{event}");
     event["details"]["entity"].clone()
-}
-
-/// The stored resource without what the store adds (`meta`).
-fn without_meta(mut resource: Value) -> Value {
-    resource.as_object_mut().expect("a resource").remove("meta");
-    resource
 }
 
 #[tokio::test]
