@@ -125,8 +125,10 @@ impl CloudWatchLogsTarget {
                     } else {
                         Retry::from_call(&failure)
                     };
-                    let also: Vec<usize> = oversized.iter().chain(&rejected).copied().collect();
-                    return Err(DeliveryError::call_failed(failure, retry, &chunks, number, &also));
+                    let permanent: Vec<usize> = oversized.iter().chain(&rejected).copied().collect();
+                    return Err(
+                        DeliveryError::call_failed(failure, retry, &chunks, number, &[]).with_permanent(&permanent)
+                    );
                 }
             }
         }

@@ -143,18 +143,14 @@ impl EventBridgeTarget {
                 Err(error) => {
                     let failure = classify("PutEvents", &error);
                     let retry = Retry::from_call(&failure);
-                    let also: Vec<usize> = failed_entries.iter().chain(&oversized).copied().collect();
-                    return Err(DeliveryError::call_failed(failure, retry, &chunks, number, &also));
+                    return Err(DeliveryError::call_failed(failure, retry, &chunks, number, &failed_entries)
+                        .with_permanent(&oversized));
                 }
             }
         }
         if !failed_entries.is_empty() {
-            let mut failed = failed_entries;
-            failed.extend(&oversized);
-            failed.sort_unstable();
-            failed.dedup();
-            let message = format!("PutEvents: the bus failed {} entries ({})", failed.len(), codes.join(", "));
-            return Err(DeliveryError::of(Retry::Retryable, failed, message));
+            let message = format!("PutEvents: the bus failed {} entries ({})", failed_entries.len(), codes.join(", "));
+            return Err(DeliveryError::of(Retry::Retryable, failed_entries, message).with_permanent(&oversized));
         }
         if oversized.is_empty() {
             return Ok(());

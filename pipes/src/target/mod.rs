@@ -80,6 +80,18 @@ impl DeliveryError {
         );
         Self::of(retry, failed, message)
     }
+
+    /// Also failed: `indices`, which no retry can deliver (e.g. events over a size limit), so
+    /// they are dead-lettered at once even when the others are worth retrying.
+    pub(crate) fn with_permanent(mut self, indices: &[usize]) -> Self {
+        if !self.failed.is_empty() {
+            self.failed.extend(indices);
+            self.failed.sort_unstable();
+            self.failed.dedup();
+        }
+        self.permanent.extend(indices);
+        self
+    }
 }
 
 impl Retry {
@@ -118,4 +130,21 @@ pub(crate) fn plan_calls(
         calls.push(current);
     }
     (calls, oversized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_permanent_adds_the_indices_to_the_failed_ones_and_marks_only_them_permanent() {
+        let error = DeliveryError::of(Retry::Retryable, vec![3, 1], "throttled").with_permanent(&[2, 3]);
+        assert_eq!((error.failed, error.permanent, error.retry), (vec![1, 2, 3], vec![2, 3], Retry::Retryable));
+    }
+
+    #[test]
+    fn with_permanent_keeps_an_all_failed_error_all_failed() {
+        let error = DeliveryError::retryable("connection refused").with_permanent(&[4]);
+        assert_eq!((error.failed, error.permanent), (vec![], vec![4]));
+    }
 }
