@@ -353,12 +353,13 @@ fn json_error_kind(error: &serde_json::Error) -> &'static str {
     }
 }
 
-/// The record with `eventSourceARN` added (the record is known to be an object).
+/// The record with `eventSourceARN` added first, the rest of its text untouched (key order,
+/// number spelling): no parse and re-serialize per record.
 fn with_source_arn(raw: &RawValue, arn: &str) -> Box<RawValue> {
-    let mut object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(raw.get()).expect("checked to be an object");
-    object.insert("eventSourceARN".to_owned(), arn.into());
-    serde_json::value::to_raw_value(&object).expect("a map always serializes")
+    let rest = raw.get().strip_prefix('{').expect("checked to be an object");
+    let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+    let arn = serde_json::to_string(arn).expect("a string serializes");
+    RawValue::from_string(format!("{{\"eventSourceARN\":{arn}{separator}{rest}")).expect("still one JSON object")
 }
 
 /// Orders DynamoDB sequence numbers (decimal strings of up to 40 digits) numerically.
@@ -390,6 +391,18 @@ mod tests {
             batches.push(batch);
         }
         batches
+    }
+
+    #[test]
+    fn the_source_arn_is_added_without_touching_the_rest_of_the_record() {
+        let record = RawValue::from_string(r#"{"z":1.50,"a":{"N":"12345678901234567890123"}, "m":"\u00e9"}"#.into());
+        let arn = r#"arn:aws:dynamodb:us-east-1:0:table/T/stream/"q""#;
+        assert_eq!(
+            with_source_arn(&record.unwrap(), arn).get(),
+            r#"{"eventSourceARN":"arn:aws:dynamodb:us-east-1:0:table/T/stream/\"q\"","z":1.50,"a":{"N":"12345678901234567890123"}, "m":"\u00e9"}"#
+        );
+        let empty = RawValue::from_string("{ }".into()).unwrap();
+        assert_eq!(with_source_arn(&empty, "arn").get(), r#"{"eventSourceARN":"arn" }"#);
     }
 
     #[tokio::test]
