@@ -97,6 +97,16 @@ pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
+/// Reads an NDJSON file (events, dead letters) or panics naming it.
+pub fn read_ndjson(path: &Path) -> Vec<Value> {
+    read(path)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: not one JSON per line: {e}", path.display()))
+        })
+        .collect()
+}
+
 /// Parses JSON or panics naming the file.
 pub fn parse(text: &str, path: &Path) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))

@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use fhir_pipes::target::{
-    Retry,
-    cloudwatch_logs::{CloudWatchLogsConfig, CloudWatchLogsTarget},
-    eventbridge::{EventBridgeConfig, EventBridgeTarget},
-    sqs_dead_letter::{DeadLetter, SqsDeadLetterConfig},
+use fhir_pipes::{
+    runtime::{DeadLetter, Stage},
+    target::{
+        Retry,
+        cloudwatch_logs::{CloudWatchLogsConfig, CloudWatchLogsTarget},
+        eventbridge::{EventBridgeConfig, EventBridgeTarget},
+        sqs_dead_letter::SqsDeadLetterConfig,
+    },
 };
 use fhir_pipes_e2e::moto::MotoServer;
 use serde_json::{Value, json, value::RawValue};
@@ -232,19 +235,27 @@ async fn the_sqs_dead_letter_carries_the_records_split_over_messages_when_large(
     let small = envelopes(3, 0);
     let small_records: Vec<&RawValue> = small.iter().map(AsRef::as_ref).collect();
     let letter = DeadLetter {
+        pipe: "PatientPipe",
+        stage: Stage::Delivery,
         reason: "PutEvents: ThrottlingException (HTTP 400)",
+        attempts: 4,
         shard_id: "shardId-0001",
         first_sequence_number: Some("100"),
         last_sequence_number: Some("102"),
+        record_count: small_records.len(),
         records: &small_records,
     };
     assert_eq!(queue.send(&letter).await.unwrap(), 1);
     let bodies = drain_queue(&moto, &queue_url).await;
     assert_eq!(bodies.len(), 1);
     assert_eq!(bodies[0]["reason"], letter.reason);
-    assert_eq!(bodies[0]["shard_id"], "shardId-0001");
     assert_eq!(
-        (bodies[0]["first_sequence_number"].as_str(), bodies[0]["last_sequence_number"].as_str()),
+        (&bodies[0]["pipe"], &bodies[0]["stage"], &bodies[0]["attempts"]),
+        (&json!("PatientPipe"), &json!("delivery"), &json!(4))
+    );
+    assert_eq!(bodies[0]["shardId"], "shardId-0001");
+    assert_eq!(
+        (bodies[0]["firstSequenceNumber"].as_str(), bodies[0]["lastSequenceNumber"].as_str()),
         (Some("100"), Some("102"))
     );
     let records: Vec<Value> = small.iter().map(|r| serde_json::from_str(r.get()).unwrap()).collect();
@@ -253,7 +264,8 @@ async fn the_sqs_dead_letter_carries_the_records_split_over_messages_when_large(
     // 10 records of ~60 KB: 600 KB, over several messages of at most 256 KB, order kept.
     let large = envelopes(10, 60_000);
     let large_records: Vec<&RawValue> = large.iter().map(AsRef::as_ref).collect();
-    let parts = queue.send(&DeadLetter { records: &large_records, ..letter }).await.unwrap();
+    let parts =
+        queue.send(&DeadLetter { records: &large_records, record_count: large_records.len(), ..letter }).await.unwrap();
     assert!(parts >= 3, "{parts} messages");
     let mut bodies = drain_queue(&moto, &queue_url).await;
     assert_eq!(bodies.len(), parts);

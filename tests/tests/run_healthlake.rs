@@ -16,7 +16,7 @@ use fhir_pipes_e2e::{
     binaries::cargo_bin,
     fhir_store::{ACCESS_KEY_ID, FhirStore, REGION, SECRET_ACCESS_KEY, without_meta},
     moto::MotoServer,
-    workspace_root,
+    read_ndjson, workspace_root,
 };
 use fhir_pipes_healthlake::{HealthLakeConfig, HealthLakeWriter, ResourceKey};
 use serde_json::{Value, json};
@@ -170,8 +170,7 @@ async fn error_events_and_refused_resources_are_dead_lettered_with_their_records
     let (output, summary) = run_cli(&store, dir.path(), &["--input", input.to_str().unwrap()]);
     assert_success(&output);
     assert_eq!((summary["delivered"].as_u64(), summary["deadLettered"].as_u64()), (Some(1), Some(2)), "{summary}");
-    let letters = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).expect("a dead-letter file");
-    let letters: Vec<Value> = letters.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let letters = read_ndjson(&dir.path().join("dead-letter.ndjson"));
     // The file source gives records without one the pipe's source ARN, as Pipes would.
     let as_read = |record: &Value| {
         let mut record = record.clone();

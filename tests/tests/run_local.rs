@@ -11,7 +11,7 @@ use std::{
 use serde_json::Value;
 
 use fhir_pipes::runtime::{RunConfig, Summary};
-use fhir_pipes_e2e::{assert_json_eq, binaries::cargo_bin, fixtures_dir, parse, read, workspace_root};
+use fhir_pipes_e2e::{assert_json_eq, binaries::cargo_bin, fixtures_dir, parse, read, read_ndjson, workspace_root};
 
 fn demo_expected() -> Vec<Value> {
     let path = fixtures_dir().join("patient/demo.expected.json");
@@ -19,13 +19,6 @@ fn demo_expected() -> Vec<Value> {
         Value::Array(events) => events,
         other => panic!("{} is not an array: {other}", path.display()),
     }
-}
-
-fn ndjson(path: &Path) -> Vec<Value> {
-    read(path)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON per line: {e}")))
-        .collect()
 }
 
 fn config(dir: &Path) -> RunConfig {
@@ -49,7 +42,11 @@ async fn the_embedded_default_delivers_the_enriched_demo_batch() {
     let dir = tempfile::tempdir().unwrap();
     let summary = run(&config(dir.path())).await;
     // The pipe's filter passes INSERT, MODIFY and REMOVE: every demo record reaches the enricher.
-    assert_json_eq(&Value::Array(ndjson(&dir.path().join("events.ndjson"))), &Value::Array(demo_expected()), "demo");
+    assert_json_eq(
+        &Value::Array(read_ndjson(&dir.path().join("events.ndjson"))),
+        &Value::Array(demo_expected()),
+        "demo",
+    );
     assert_eq!((summary.read, summary.filtered_out, summary.enriched, summary.skipped), (5, 0, 4, 1));
     assert_eq!((summary.failed, summary.delivered, summary.dead_lettered, summary.retried), (1, 4, 0, 0));
     assert!(!dir.path().join("dead-letter.ndjson").exists());
@@ -61,7 +58,7 @@ async fn the_filter_of_the_template_applies() {
     let config = RunConfig { parameters: vec!["StreamEventNames=INSERT,MODIFY".into()], ..config(dir.path()) };
     let summary = run(&config).await;
     let expected: Vec<Value> = demo_expected().into_iter().filter(|e| e["metadata"]["eventName"] != "REMOVE").collect();
-    assert_json_eq(&Value::Array(ndjson(&dir.path().join("events.ndjson"))), &Value::Array(expected), "no REMOVE");
+    assert_json_eq(&Value::Array(read_ndjson(&dir.path().join("events.ndjson"))), &Value::Array(expected), "no REMOVE");
     assert_eq!((summary.read, summary.filtered_out, summary.delivered), (5, 1, 3));
 }
 
@@ -107,12 +104,12 @@ fn a_stopped_run_resumes_from_its_checkpoint_without_loss() {
         assert!(status.success());
     };
     run(&["--max-batches", "1"]);
-    let first = ndjson(&output);
+    let first = read_ndjson(&output);
     assert_eq!(first.len(), 1, "the first batch holds an INSERT and an unchanged MODIFY");
     let checkpoint: Value = parse(&read(&state), &state);
     assert_eq!(checkpoint, serde_json::json!({"file": "900000000000000000000002"}));
     run(&[]);
-    let all = ndjson(&output);
+    let all = read_ndjson(&output);
     // At-least-once: every change is there; a repeat would carry the same correlationId.
     let mut ids: Vec<&str> = all.iter().map(|e| e["correlationId"].as_str().unwrap()).collect();
     let expected = demo_expected();
@@ -123,7 +120,7 @@ fn a_stopped_run_resumes_from_its_checkpoint_without_loss() {
     assert_json_eq(&Value::Array(all), &Value::Array(expected), "resumed output");
     // A third run finds nothing new.
     run(&[]);
-    assert_eq!(ndjson(&output).len(), 4);
+    assert_eq!(read_ndjson(&output).len(), 4);
 }
 
 #[test]
@@ -220,8 +217,8 @@ async fn the_real_lambda_binary_gives_the_same_events_as_in_process() {
     let in_process = run(&RunConfig { parameters: parameters.clone(), ..config(&in_process_dir) }).await;
     let with_binary =
         run(&RunConfig { parameters, enricher_binary: Some(enricher.clone()), ..config(&binary_dir) }).await;
-    let events = ndjson(&binary_dir.join("events.ndjson"));
-    assert_json_eq(&Value::Array(events), &Value::Array(ndjson(&in_process_dir.join("events.ndjson"))), "binary");
+    let events = read_ndjson(&binary_dir.join("events.ndjson"));
+    assert_json_eq(&Value::Array(events), &Value::Array(read_ndjson(&in_process_dir.join("events.ndjson"))), "binary");
     assert_eq!(
         (with_binary.enriched, with_binary.skipped, with_binary.failed, with_binary.delivered),
         (in_process.enriched, in_process.skipped, in_process.failed, in_process.delivered)
@@ -238,7 +235,7 @@ async fn the_real_lambda_binary_gives_the_same_events_as_in_process() {
     };
     let summary = run(&config).await;
     assert_eq!((summary.delivered, summary.dead_lettered), (3, 1));
-    let letters = ndjson(&fail_dir.join("dead-letter.ndjson"));
+    let letters = read_ndjson(&fail_dir.join("dead-letter.ndjson"));
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0]["records"][0]["eventID"], "d0e0000000000000000000000000004d");
     assert!(letters[0]["reason"].as_str().unwrap().contains("RecordFailed"), "{}", letters[0]["reason"]);

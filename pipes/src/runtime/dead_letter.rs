@@ -43,8 +43,8 @@ impl Stage {
     }
 }
 
-/// One dead-lettered batch.
-#[derive(Debug, Serialize)]
+/// One dead-lettered batch: a line of the dead-letter file, the body of an SQS dead letter.
+#[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter<'a> {
     /// The pipe's logical id.

@@ -195,35 +195,19 @@ impl DeadLetterSink {
     pub async fn write(&mut self, letter: &DeadLetter<'_>) -> Result<(), RuntimeError> {
         match self {
             DeadLetterSink::File(file) => Ok(file.write(letter)?),
-            DeadLetterSink::Sqs { queue, fallback, used_fallback } => {
-                let reason = format!(
-                    "pipe {}: {} failed after {} attempt(s): {}",
-                    letter.pipe,
-                    letter.stage.as_str(),
-                    letter.attempts,
-                    letter.reason
-                );
-                let sqs_letter = crate::target::sqs_dead_letter::DeadLetter {
-                    reason: &reason,
-                    shard_id: letter.shard_id,
-                    first_sequence_number: letter.first_sequence_number,
-                    last_sequence_number: letter.last_sequence_number,
-                    records: letter.records,
-                };
-                match queue.send(&sqs_letter).await {
-                    Ok(_) => Ok(()),
-                    Err(error) => {
-                        warn!(
-                            records = letter.record_count,
-                            %error,
-                            file = %fallback.path().display(),
-                            "dead-letter queue refused the batch, writing it to the dead-letter file"
-                        );
-                        *used_fallback = true;
-                        Ok(fallback.write(letter)?)
-                    }
+            DeadLetterSink::Sqs { queue, fallback, used_fallback } => match queue.send(letter).await {
+                Ok(_) => Ok(()),
+                Err(error) => {
+                    warn!(
+                        records = letter.record_count,
+                        %error,
+                        file = %fallback.path().display(),
+                        "dead-letter queue refused the batch, writing it to the dead-letter file"
+                    );
+                    *used_fallback = true;
+                    Ok(fallback.write(letter)?)
                 }
-            }
+            },
         }
     }
 

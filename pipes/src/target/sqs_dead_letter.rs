@@ -1,12 +1,16 @@
 //! An SQS queue as the dead-letter destination (the Pipe's `DeadLetterConfig`): a batch that
 //! could not be delivered is sent *with its records*, as JSON messages of at most 256 KB; a batch
-//! too large for one message is split over several, each saying which part it is.
+//! too large for one message is split over several, each saying which part it is. A message has
+//! the fields of a dead-letter file line (its `records` and `recordCount` the part's), plus
+//! `part`, `parts` and `firstRecordIndex`: one reader serves both.
 
 use aws_sdk_sqs::Client;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
-use crate::aws::{SdkRetries, classify, sdk_config};
+use crate::{
+    aws::{SdkRetries, classify, sdk_config},
+    runtime::DeadLetter,
+};
 
 /// Most bytes of one SQS message body (the classic limit; SQS accepts it everywhere).
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
@@ -58,41 +62,18 @@ pub enum SqsDeadLetterError {
     },
 }
 
-/// A batch that could not be delivered.
-#[derive(Debug, Clone, Copy)]
-pub struct DeadLetter<'a> {
-    /// Why (as the dead-letter file's reason).
-    pub reason: &'a str,
-    /// The shard the records come from.
-    pub shard_id: &'a str,
-    /// `dynamodb.SequenceNumber` of the batch's first record.
-    pub first_sequence_number: Option<&'a str>,
-    /// `dynamodb.SequenceNumber` of the batch's last record.
-    pub last_sequence_number: Option<&'a str>,
-    /// The records, as read from the source.
-    pub records: &'a [&'a RawValue],
-}
-
-/// The body of one dead-letter message.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DeadLetterMessage<'a> {
-    /// Why the batch was not delivered.
-    pub reason: &'a str,
-    /// The shard.
-    pub shard_id: &'a str,
-    /// First sequence number of the whole batch.
-    pub first_sequence_number: Option<&'a str>,
-    /// Last sequence number of the whole batch.
-    pub last_sequence_number: Option<&'a str>,
+/// The body of one dead-letter message: the letter, with this part's records.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeadLetterMessage<'a> {
+    #[serde(flatten)]
+    letter: DeadLetter<'a>,
     /// Which part of the batch this message is (1-based).
-    pub part: usize,
+    part: usize,
     /// How many messages the batch was split into.
-    pub parts: usize,
+    parts: usize,
     /// Index in the batch of this part's first record.
-    pub first_record_index: usize,
-    /// This part's records.
-    #[serde(borrow)]
-    pub records: Vec<&'a RawValue>,
+    first_record_index: usize,
 }
 
 impl SqsDeadLetterConfig {
@@ -143,18 +124,10 @@ impl SqsDeadLetterQueue {
 
 /// The message bodies of a dead letter, each at most `limit` bytes, records kept in order.
 pub fn message_bodies(letter: &DeadLetter<'_>, limit: usize) -> Result<Vec<String>, SqsDeadLetterError> {
-    let message = |part, parts, first_record_index, records: &[&RawValue]| {
-        serde_json::to_string(&DeadLetterMessage {
-            reason: letter.reason,
-            shard_id: letter.shard_id,
-            first_sequence_number: letter.first_sequence_number,
-            last_sequence_number: letter.last_sequence_number,
-            part,
-            parts,
-            first_record_index,
-            records: records.to_vec(),
-        })
-        .expect("a dead letter serializes")
+    let message = |part, parts, first_record_index, records: &[_]| {
+        let letter = DeadLetter { records, record_count: records.len(), ..*letter };
+        serde_json::to_string(&DeadLetterMessage { letter, part, parts, first_record_index })
+            .expect("a dead letter serializes")
     };
     // The envelope without records, with room for the widest part numbers.
     let envelope_bytes = message(letter.records.len() + 1, letter.records.len() + 1, letter.records.len(), &[]).len();
@@ -188,7 +161,10 @@ pub fn message_bodies(letter: &DeadLetter<'_>, limit: usize) -> Result<Vec<Strin
 
 #[cfg(test)]
 mod tests {
+    use serde_json::value::RawValue;
+
     use super::*;
+    use crate::runtime::Stage;
 
     fn records(count: usize, payload: usize) -> Vec<&'static RawValue> {
         (0..count)
@@ -201,12 +177,27 @@ mod tests {
 
     fn letter<'a>(records: &'a [&'a RawValue]) -> DeadLetter<'a> {
         DeadLetter {
+            pipe: "PatientPipe",
+            stage: Stage::Delivery,
             reason: "target: ThrottlingException (HTTP 400)",
+            attempts: 3,
             shard_id: "shardId-1",
             first_sequence_number: Some("100"),
             last_sequence_number: Some("199"),
+            record_count: records.len(),
             records,
         }
+    }
+
+    #[test]
+    fn a_message_reads_like_a_dead_letter_file_line_with_its_part() {
+        let records = records(3, 10);
+        let letter = letter(&records);
+        let bodies = message_bodies(&letter, MAX_MESSAGE_BYTES).unwrap();
+        let mut message: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+        let part = ["part", "parts", "firstRecordIndex"].map(|key| message.as_object_mut().unwrap().remove(key));
+        assert_eq!(part, [Some(1.into()), Some(1.into()), Some(0.into())]);
+        assert_eq!(message, serde_json::to_value(letter).unwrap());
     }
 
     #[test]
@@ -216,8 +207,8 @@ mod tests {
         assert_eq!(bodies.len(), 1);
         let message: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
         assert_eq!(message["parts"], 1);
-        assert_eq!(message["shard_id"], "shardId-1");
-        assert_eq!(message["first_sequence_number"], "100");
+        assert_eq!(message["shardId"], "shardId-1");
+        assert_eq!(message["firstSequenceNumber"], "100");
         assert_eq!(message["records"].as_array().unwrap().len(), 3);
         assert_eq!(message["records"][2]["eventID"], "e2");
     }
@@ -233,7 +224,12 @@ mod tests {
             let message: serde_json::Value = serde_json::from_str(body).unwrap();
             assert_eq!(message["part"], number + 1);
             assert_eq!(message["parts"], bodies.len());
-            assert_eq!(message["first_record_index"], ids.len());
+            assert_eq!(message["firstRecordIndex"], ids.len());
+            assert_eq!(message["recordCount"], message["records"].as_array().unwrap().len());
+            assert_eq!(
+                (&message["firstSequenceNumber"], &message["lastSequenceNumber"]),
+                (&"100".into(), &"199".into())
+            );
             ids.extend(
                 message["records"].as_array().unwrap().iter().map(|r| r["eventID"].as_str().unwrap().to_owned()),
             );
