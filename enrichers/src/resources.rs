@@ -4,14 +4,24 @@
 
 use fhir_pipes_mappings::{ConditionMapping, Mapping, ObservationMapping, OrganizationMapping, PractitionerMapping};
 
-use crate::{EnrichError, Enriched, Enricher, lambda};
+use std::{future::Future, pin::Pin};
+
+use crate::{EnrichError, Enriched, Enricher, Fetcher, dynamodb_lookup::DynamoDbLookup, lambda};
 
 /// A batch enrichment whose mapping type is chosen at run time.
 pub trait BatchEnricher: Send + Sync {
     /// The FHIR resource type produced, e.g. `Patient`.
     fn resource_type(&self) -> &'static str;
+    /// Whether the mapping, as configured, declares lookups (see [`Mapping::uses_lookups`]).
+    fn uses_lookups(&self) -> bool;
     /// See [`Enricher::enrich`].
     fn enrich(&self, batch: &str) -> Result<Enriched, EnrichError>;
+    /// See [`Enricher::enrich_with_lookups`].
+    fn enrich_with_lookups<'a>(
+        &'a self,
+        batch: &'a str,
+        fetcher: &'a Fetcher<DynamoDbLookup>,
+    ) -> Pin<Box<dyn Future<Output = Result<Enriched, EnrichError>> + Send + 'a>>;
 }
 
 impl<M: Mapping> BatchEnricher for Enricher<M> {
@@ -19,8 +29,20 @@ impl<M: Mapping> BatchEnricher for Enricher<M> {
         M::RESOURCE_TYPE
     }
 
+    fn uses_lookups(&self) -> bool {
+        self.mapping().uses_lookups()
+    }
+
     fn enrich(&self, batch: &str) -> Result<Enriched, EnrichError> {
         Enricher::enrich(self, batch)
+    }
+
+    fn enrich_with_lookups<'a>(
+        &'a self,
+        batch: &'a str,
+        fetcher: &'a Fetcher<DynamoDbLookup>,
+    ) -> Pin<Box<dyn Future<Output = Result<Enriched, EnrichError>> + Send + 'a>> {
+        Box::pin(Enricher::enrich_with_lookups(self, batch, fetcher))
     }
 }
 

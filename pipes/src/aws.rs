@@ -50,6 +50,36 @@ pub async fn sdk_config(endpoint_url: Option<&str>, region: Option<&str>, retrie
 
 /// True when the environment names credentials (keys, a profile or a web identity); a shared
 /// credentials file alone is not looked at.
+/// The AWS settings a local Lambda binary gets in place of a function's region and role: the
+/// run's endpoint and region, and the caller's credentials (static test ones with an endpoint
+/// and none configured), as [`sdk_config`] would use them.
+pub fn lambda_environment(endpoint_url: Option<&str>, region: Option<&str>) -> Vec<(String, String)> {
+    const PASSED_ON: [&str; 7] = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "HOME",
+    ];
+    let mut environment: Vec<(String, String)> =
+        PASSED_ON.iter().filter_map(|name| Some(((*name).to_owned(), std::env::var(name).ok()?))).collect();
+    let region = region.map(str::to_owned).or_else(|| std::env::var("AWS_REGION").ok());
+    let region = region.or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+    if let Some(region) = region.or_else(|| endpoint_url.map(|_| DEFAULT_LOCAL_REGION.to_owned())) {
+        environment.push(("AWS_REGION".to_owned(), region));
+    }
+    if let Some(endpoint_url) = endpoint_url {
+        environment.push(("AWS_ENDPOINT_URL".to_owned(), endpoint_url.to_owned()));
+        if !credentials_configured() {
+            environment.push(("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()));
+            environment.push(("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()));
+        }
+    }
+    environment
+}
+
 fn credentials_configured() -> bool {
     ["AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI"]
         .iter()

@@ -1,13 +1,18 @@
 //! Lookups against moto: an Encounter batch whose participants are looked up in a Practitioners
 //! table with BatchGetItem — once per batch, de-duplicated, at most 100 keys a call — and what
-//! a missing practitioner or an unreachable service does to the records that need them.
+//! a missing practitioner or an unreachable service does to the records that need them; and
+//! `fhir-pipes run` fetching them as the Lambda would, in process and through the binary.
 
 use std::collections::HashSet;
 
+use fhir_pipes::runtime::RunConfig;
 use fhir_pipes_e2e::{
-    CapturedLogs, capture_logs,
+    CapturedLogs,
+    binaries::cargo_bin,
+    capture_logs,
     lookups::{CountingLookup, encounter_batch, practitioner_display, put_practitioners},
     moto::MotoServer,
+    read_ndjson, workspace_root,
 };
 use fhir_pipes_enrichers::{
     EnrichConfig, EnrichError, Enricher, ErrorPolicy, LookupConfig, dynamodb_lookup::DynamoDbLookup, lambda,
@@ -146,4 +151,52 @@ async fn old_images_are_looked_up_too_for_skip_unchanged_and_delete_entities() {
     assert_eq!(events[0]["details"]["entity"]["participant"][0]["individual"]["display"], practitioner_display(1));
     assert_eq!(events[1]["details"]["command"], "DELETE");
     assert_eq!(events[1]["details"]["entity"]["participant"][0]["individual"]["display"], practitioner_display(2));
+}
+
+#[tokio::test]
+async fn fhir_pipes_run_fetches_the_lookups_in_process_and_through_the_binary() {
+    let moto = MotoServer::start();
+    moto.create_patient_table(TABLE, false).await;
+    put_practitioners(&moto, TABLE, 0..3).await;
+    let binary = tokio::task::spawn_blocking(|| cargo_bin("fhir-pipes-enrichers", "encounter-enricher")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("encounters.json");
+    std::fs::write(&input, encounter_batch(&[Some("pr-0".into()), Some("pr-unknown".into()), Some("pr-2".into())]))
+        .unwrap();
+
+    for (name, enricher_binary) in [("in-process", None), ("binary", Some(binary))] {
+        let output = dir.path().join(format!("{name}.ndjson"));
+        let config = RunConfig {
+            template: Some(workspace_root().join("pipes/template.yaml")),
+            pipe: Some("EncounterPipe".into()),
+            parameters: vec![
+                "EncounterTableStreamArn=arn:aws:dynamodb:us-east-1:123456789012:table/Encounters/stream/1".into(),
+                format!("EncounterPractitionerTable={TABLE}"),
+            ],
+            input: Some(input.clone()),
+            output: Some(output.clone()),
+            dead_letter: Some(dir.path().join(format!("{name}-dead-letter.ndjson"))),
+            endpoint_url: Some(moto.endpoint()),
+            enricher_binary,
+            ..RunConfig::default()
+        };
+        let (runtime, _) = config.build().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let summary = runtime.run().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((summary.enriched, summary.failed, summary.delivered), (3, 1, 3), "{name}: {summary:?}");
+
+        let events = read_ndjson(&output);
+        let display =
+            |index: usize| events[index]["details"]["entity"]["participant"][0]["individual"]["display"].clone();
+        assert_eq!(
+            (display(0), display(2)),
+            (practitioner_display(0).into(), practitioner_display(2).into()),
+            "{name}"
+        );
+        let missing = &events[1]["details"];
+        assert_eq!(
+            (&missing["command"], &missing["error"]["kind"]),
+            (&"ERROR".into(), &"lookup_not_found".into()),
+            "{name}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fhir_pipes_enrichers::dynamodb_lookup::DynamoDbLookup;
 use fhir_pipes_healthlake::HealthLakeConfig;
 use serde::Deserialize;
 
@@ -9,6 +10,7 @@ use super::{
     Backoff, Checkpoints, DeadLetterFile, DeadLetterSink, Enrichment, Policy, Runtime, RuntimeError, Source, Target,
 };
 use crate::{
+    aws::{SdkRetries, sdk_config},
     source::{
         dynamodb_streams::{DynamoDbStreamsConfig, DynamoDbStreamsSource},
         file::{FILE_SHARD_ID, FileInput, FileSource, FileSourceOptions},
@@ -117,8 +119,14 @@ impl RunConfig {
             }
         };
         let enrichment = match (&pipe.enrichment, &self.enricher_binary) {
+            (Some(function), Some(binary)) if self.uses_aws() => {
+                let mut function = function.clone();
+                let aws = crate::aws::lambda_environment(self.endpoint_url.as_deref(), self.region.as_deref());
+                function.environment.extend(aws);
+                Enrichment::binary(&function, binary).await?
+            }
             (Some(function), Some(binary)) => Enrichment::binary(function, binary).await?,
-            (Some(function), None) => Enrichment::in_process(function)?,
+            (Some(function), None) => Enrichment::in_process(function, self.lookup_client().await)?,
             (None, Some(_)) => {
                 return Err(RuntimeError::Config(format!(
                     "--enricher-binary given, but pipe {} has no Enrichment",
@@ -184,7 +192,17 @@ impl RunConfig {
         self.stream_arn.is_some() || self.table.is_some() || (self.endpoint_url.is_some() && self.input.is_none())
     }
 
-    /// True when AWS (or a local endpoint) is used: then the target is the template's.
+    /// A DynamoDB client for the enrichment's lookups when the run uses AWS or an endpoint.
+    async fn lookup_client(&self) -> Option<DynamoDbLookup> {
+        if !self.uses_aws() {
+            return None;
+        }
+        let sdk = sdk_config(self.endpoint_url.as_deref(), self.region.as_deref(), SdkRetries::Standard).await;
+        Some(DynamoDbLookup::new(aws_sdk_dynamodb::Client::new(&sdk)))
+    }
+
+    /// True when AWS (or a local endpoint) is used: then the target is the template's (and
+    /// the enrichment's lookups are fetched there).
     pub fn uses_aws(&self) -> bool {
         self.endpoint_url.is_some() || self.reads_stream()
     }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use fhir_pipes_enrichers::{BatchEnricher, resources};
+use fhir_pipes_enrichers::{BatchEnricher, Fetcher, LookupConfig, dynamodb_lookup::DynamoDbLookup, resources};
 
 use super::lambda_api::{InvokeFailure, LambdaApiError, LocalLambda};
 use crate::template::EnrichmentFunction;
@@ -53,8 +53,9 @@ pub struct EnrichedBatch {
 pub enum Enrichment {
     /// No enrichment: the records themselves are the events.
     None,
-    /// The shipped mapping, in this process.
-    InProcess(Box<dyn BatchEnricher>),
+    /// The shipped mapping, in this process, with the fetcher of its lookups when it declares
+    /// some and the run has AWS (or an endpoint) to fetch them from.
+    InProcess(Box<dyn BatchEnricher>, Option<Fetcher<DynamoDbLookup>>),
     /// The Lambda binary behind a local Runtime API.
     Binary(Box<LocalLambda>),
 }
@@ -63,20 +64,26 @@ impl std::fmt::Debug for Enrichment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Enrichment::None => f.write_str("Enrichment::None"),
-            Enrichment::InProcess(enricher) => write!(f, "Enrichment::InProcess({})", enricher.resource_type()),
+            Enrichment::InProcess(enricher, lookups) => {
+                let lookups = if lookups.is_some() { ", with lookups" } else { "" };
+                write!(f, "Enrichment::InProcess({}{lookups})", enricher.resource_type())
+            }
             Enrichment::Binary(lambda) => write!(f, "Enrichment::Binary({lambda:?})"),
         }
     }
 }
 
 impl Enrichment {
-    /// The function's mapping in this process, configured by its environment (not this process's).
-    pub fn in_process(function: &EnrichmentFunction) -> Result<Self, EnrichmentError> {
+    /// The function's mapping in this process, configured by its environment (not this
+    /// process's). Its lookups, if it declares any, are fetched through `lookups`; without a
+    /// client the records that need one become `lookup_failed` events.
+    pub fn in_process(function: &EnrichmentFunction, lookups: Option<DynamoDbLookup>) -> Result<Self, EnrichmentError> {
         let resource = resources::find(function.resource_name).expect("checked when the template was read");
         let settings = |name: &str| function.environment.get(name).cloned();
         let enricher = (resource.build)(&settings)
             .map_err(|message| EnrichmentError::Settings { function: function.logical_id.clone(), message })?;
-        Ok(Self::InProcess(enricher))
+        let fetcher = lookups.filter(|_| enricher.uses_lookups()).map(|client| LookupConfig::default().build(client));
+        Ok(Self::InProcess(enricher, fetcher))
     }
 
     /// The function's binary at `binary`, run with the function's environment.
@@ -94,14 +101,23 @@ impl Enrichment {
                 let events = records.iter().map(|record| (*record).to_owned()).collect();
                 Ok(EnrichedBatch { events, skipped: 0, failed: 0 })
             }
-            Enrichment::InProcess(enricher) => match enricher.enrich(&batch_json(records)) {
-                Ok(enriched) => Ok(EnrichedBatch {
-                    events: enriched.events,
-                    skipped: enriched.counts.skipped,
-                    failed: enriched.counts.failed,
-                }),
-                Err(error) => Err(EnrichFailure { message: format!("{}: {error}", error.kind()), retryable: false }),
-            },
+            Enrichment::InProcess(enricher, lookups) => {
+                let batch = batch_json(records);
+                let enriched = match lookups {
+                    Some(fetcher) => enricher.enrich_with_lookups(&batch, fetcher).await,
+                    None => enricher.enrich(&batch),
+                };
+                match enriched {
+                    Ok(enriched) => Ok(EnrichedBatch {
+                        events: enriched.events,
+                        skipped: enriched.counts.skipped,
+                        failed: enriched.counts.failed,
+                    }),
+                    Err(error) => {
+                        Err(EnrichFailure { message: format!("{}: {error}", error.kind()), retryable: false })
+                    }
+                }
+            }
             Enrichment::Binary(lambda) => match lambda.invoke(Bytes::from(batch_json(records))).await {
                 Ok(body) => {
                     let events: Vec<Box<RawValue>> = serde_json::from_slice(&body).map_err(|error| EnrichFailure {

@@ -86,8 +86,9 @@ impl std::fmt::Debug for LocalLambda {
 }
 
 impl LocalLambda {
-    /// Starts the Runtime API and the binary with exactly `environment` (plus `PATH` and the
-    /// `AWS_LAMBDA_*` variables the runtime reads): the caller's own settings do not leak in.
+    /// Starts the Runtime API and the binary with exactly `environment` (plus `PATH`, the
+    /// `AWS_LAMBDA_*` variables the runtime reads and a default `AWS_REGION`): the caller's own
+    /// settings do not leak in.
     pub async fn start(
         binary: &Path,
         function_name: &str,
@@ -139,6 +140,10 @@ impl LocalLambda {
         let mut command = Command::new(&self.binary);
         command
             .env_clear()
+            // Defaults the function's environment may override (`RunConfig` passes the run's AWS
+            // settings in it); no instance metadata service to wait for on this machine.
+            .env("AWS_REGION", crate::template::LOCAL_REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .envs(&self.environment)
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", &self.address)
@@ -147,7 +152,6 @@ impl LocalLambda {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.function_name))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .env("AWS_REGION", crate::template::LOCAL_REGION)
             // Its JSON logs and EMF lines are for CloudWatch; locally they would mix with events.
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -91,7 +91,7 @@ fn runtime(setup: &Setup, target: Target) -> Runtime {
         pipe: pipe.logical_id.clone(),
         source: Source::File(FileSource::open(&input, &options).unwrap()),
         filters: pipe.filters.clone(),
-        enrichment: Enrichment::in_process(pipe.enrichment.as_ref().unwrap()).unwrap(),
+        enrichment: Enrichment::in_process(pipe.enrichment.as_ref().unwrap(), None).unwrap(),
         target,
         checkpoints,
         dead_letters: DeadLetterSink::File(DeadLetterFile::new(&setup.dead_letter)),
