@@ -290,3 +290,28 @@ fn live_ndjson_on_stdin_is_batched_by_the_batching_window() {
     let summary: Summary = serde_json::from_str(&read(&summary_path)).unwrap();
     assert_eq!((summary.batches, summary.read, summary.delivered), (2, 3, 3));
 }
+
+/// Regression: with stdout closed (`fhir-pipes run | head -1`), the run retried writing to the
+/// broken pipe with backoff for half a minute, then dead-lettered batches no one had refused.
+#[test]
+fn regression_a_closed_stdout_stops_the_run_instead_of_retrying_and_dead_lettering() {
+    let binary = fhir_pipes();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&binary)
+        .args(["run", "--quiet", "--parameter", "BatchSize=1", "--state", "state.json"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("broken pipe") && stderr.contains("not checkpointed"), "{stderr}");
+    assert!(!stderr.contains("retry") && !stderr.contains("delivery failed"), "{stderr}");
+    assert!(!dir.path().join(fhir_pipes::runtime::DEFAULT_DEAD_LETTER_FILE).exists(), "nothing dead-lettered");
+    // The first batch hit the closed pipe and is not checkpointed: a rerun re-delivers it.
+    let state = std::fs::read_to_string(dir.path().join("state.json")).unwrap_or_default();
+    assert!(!state.contains("\"file\""), "{state}");
+}

@@ -43,8 +43,9 @@ use crate::{
     template::TemplateError,
 };
 
-/// Why a run stops early (bad configuration or an I/O failure of the runtime's own files).
-/// Bad records and failed deliveries do not stop a run: they are dead-lettered.
+/// Why a run stops early (bad configuration, an I/O failure of the runtime's own files, a
+/// target gone for good). Bad records and failed deliveries do not stop a run: they are
+/// dead-lettered.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The template or the pipe in it.
@@ -88,6 +89,10 @@ pub enum RuntimeError {
     /// A setting that does not fit.
     #[error("{0}")]
     Config(String),
+    /// The target is gone for good (e.g. the output pipe was closed): the batch being
+    /// delivered is not checkpointed, so a rerun with the same state resumes at it.
+    #[error("stopped, the target is gone ({0}); the unfinished batch is not checkpointed")]
+    TargetGone(String),
 }
 
 /// Where records come from.
@@ -446,6 +451,7 @@ impl Runtime {
                     summary.delivered += pending.len();
                     return Ok(());
                 }
+                Err(error) if error.retry == Retry::Stop => return Err(RuntimeError::TargetGone(error.message)),
                 Err(error) => error,
             };
             let failed = failed_indices(&error, pending.len());

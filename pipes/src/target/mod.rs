@@ -18,6 +18,10 @@ pub enum Retry {
     Retryable,
     /// The request itself is wrong (4xx, an event too large): retrying cannot help.
     Permanent,
+    /// The destination is gone for good (whoever read the output pipe went away): the run
+    /// stops, leaving the batch unfinished and its checkpoint where it was, so nothing is
+    /// dead-lettered for it and a rerun with the same state resumes at it.
+    Stop,
 }
 
 /// A delivery that did not (fully) succeed.

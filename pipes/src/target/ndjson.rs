@@ -8,7 +8,7 @@ use std::{
 
 use serde_json::value::RawValue;
 
-use super::DeliveryError;
+use super::{DeliveryError, Retry};
 
 /// Where the NDJSON goes.
 enum Sink {
@@ -41,14 +41,18 @@ impl NdjsonTarget {
         Ok(Self { sink: Sink::File(BufWriter::new(file)), name: PathBuf::from(path).display().to_string() })
     }
 
-    /// Writes the events, one per line, and flushes. A write error is retryable (a full disk
-    /// or a closed pipe may recover); nothing of the events is quoted.
+    /// Writes the events, one per line, and flushes. A closed pipe (`| head`) stops the run:
+    /// no reader comes back. Other write errors are retryable (a full disk may recover).
+    /// Nothing of the events is quoted.
     pub async fn deliver(&mut self, events: &[Box<RawValue>]) -> Result<(), DeliveryError> {
         let result = match &mut self.sink {
             Sink::Stdout(stdout) => write_lines(&mut stdout.lock(), events),
             Sink::File(file) => write_lines(file, events),
         };
-        result.map_err(|error| DeliveryError::retryable(format!("cannot write to {}: {}", self.name, error.kind())))
+        result.map_err(|error| {
+            let retry = if error.kind() == io::ErrorKind::BrokenPipe { Retry::Stop } else { Retry::Retryable };
+            DeliveryError::of(retry, Vec::new(), format!("cannot write to {}: {}", self.name, error.kind()))
+        })
     }
 }
 
