@@ -31,7 +31,7 @@ pub enum LookupError {
     /// The service kept returning the key as unprocessed.
     #[error("BatchGetItem still returned the key as unprocessed after {0} attempts")]
     Unprocessed(u32),
-    /// This enrichment has no lookup client (the synchronous path, e.g. the CLI).
+    /// This enrichment has no lookup client (`fhir-pipes enrich`, or `run` without AWS or an endpoint).
     #[error("lookups need a client: this enrichment runs without one (see FHIR_PIPES_PRACTITIONER_TABLE)")]
     NoClient,
 }

@@ -103,6 +103,11 @@ impl Failure {
         matches!(self.kind, FailureKind::GaveUp { .. } | FailureKind::Blocked { .. } | FailureKind::Signing(_))
     }
 
+    /// The store refused the credentials (401/403): no request can pass until they are fixed.
+    pub fn is_denied(&self) -> bool {
+        matches!(self.kind, FailureKind::Rejected { status: 401 | 403, .. })
+    }
+
     /// A short, PHI-free kind for logs and metrics.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {

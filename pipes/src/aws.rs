@@ -1,6 +1,7 @@
 //! SDK settings shared by the AWS sources and targets of the local runtime.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
+use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
@@ -48,38 +49,38 @@ pub async fn sdk_config(endpoint_url: Option<&str>, region: Option<&str>, retrie
     loader.load().await
 }
 
-/// True when the environment names credentials (keys, a profile or a web identity); a shared
-/// credentials file alone is not looked at.
-/// The AWS settings a local Lambda binary gets in place of a function's region and role: the
-/// run's endpoint and region, and the caller's credentials (static test ones with an endpoint
-/// and none configured), as [`sdk_config`] would use them.
-pub fn lambda_environment(endpoint_url: Option<&str>, region: Option<&str>) -> Vec<(String, String)> {
-    const PASSED_ON: [&str; 7] = [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_CONFIG_FILE",
-        "AWS_SHARED_CREDENTIALS_FILE",
-        "HOME",
-    ];
-    let mut environment: Vec<(String, String)> =
-        PASSED_ON.iter().filter_map(|name| Some(((*name).to_owned(), std::env::var(name).ok()?))).collect();
-    let region = region.map(str::to_owned).or_else(|| std::env::var("AWS_REGION").ok());
-    let region = region.or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
-    if let Some(region) = region.or_else(|| endpoint_url.map(|_| DEFAULT_LOCAL_REGION.to_owned())) {
-        environment.push(("AWS_REGION".to_owned(), region));
+/// The AWS settings a local Lambda binary gets in place of a function's region and role, as
+/// [`sdk_config`] resolves them for this run: its region, its endpoint, and the credentials
+/// themselves (as Lambda hands a role's keys to a function; a profile, SSO or a web identity
+/// are resolved here, once: session credentials are not refreshed for the binary).
+pub async fn lambda_environment(endpoint_url: Option<&str>, region: Option<&str>) -> Vec<(String, String)> {
+    let sdk = sdk_config(endpoint_url, region, SdkRetries::Standard).await;
+    let mut environment = Vec::new();
+    if let Some(region) = sdk.region() {
+        environment.push(("AWS_REGION".to_owned(), region.to_string()));
     }
     if let Some(endpoint_url) = endpoint_url {
         environment.push(("AWS_ENDPOINT_URL".to_owned(), endpoint_url.to_owned()));
-        if !credentials_configured() {
-            environment.push(("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()));
-            environment.push(("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()));
+    }
+    let credentials = match sdk.credentials_provider() {
+        Some(provider) => provider.provide_credentials().await.map_err(|e| e.to_string()),
+        None => Err("no credentials provider".to_owned()),
+    };
+    match credentials {
+        Ok(credentials) => {
+            environment.push(("AWS_ACCESS_KEY_ID".to_owned(), credentials.access_key_id().to_owned()));
+            environment.push(("AWS_SECRET_ACCESS_KEY".to_owned(), credentials.secret_access_key().to_owned()));
+            if let Some(token) = credentials.session_token() {
+                environment.push(("AWS_SESSION_TOKEN".to_owned(), token.to_owned()));
+            }
         }
+        Err(error) => tracing::warn!(%error, "no AWS credentials for the enricher binary: its AWS calls will fail"),
     }
     environment
 }
 
+/// True when the environment names credentials (keys, a profile or a web identity); a shared
+/// credentials file alone is not looked at.
 fn credentials_configured() -> bool {
     ["AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI"]
         .iter()
@@ -91,6 +92,9 @@ fn credentials_configured() -> bool {
 pub struct CallFailure {
     /// Throttling, a 5xx, a timeout or a connection error: worth retrying.
     pub retryable: bool,
+    /// The credentials were refused (HTTP 401/403, an access-denied or bad-token code): no
+    /// request of this run can pass until someone fixes them.
+    pub denied: bool,
     /// The error code and HTTP status, or the kind of transport failure.
     pub summary: String,
 }
@@ -98,6 +102,7 @@ pub struct CallFailure {
 /// Classifies a failed SDK call. The summary holds the AWS error code and HTTP status, never the
 /// service's message (it may quote request content).
 pub fn classify<E: ProvideErrorMetadata>(operation: &str, error: &SdkError<E, HttpResponse>) -> CallFailure {
+    let mut denied = false;
     let (retryable, what) = match error {
         SdkError::TimeoutError(_) => (true, "timed out".to_owned()),
         SdkError::DispatchFailure(failure) => {
@@ -117,12 +122,28 @@ pub fn classify<E: ProvideErrorMetadata>(operation: &str, error: &SdkError<E, Ht
             let code = error.code();
             let retryable = status.is_some_and(|s| s >= 500 || s == 429)
                 || code.is_some_and(|c| THROTTLING_CODES.contains(&c) || c.contains("Throttl"));
+            denied = status.is_some_and(|s| s == 401 || s == 403) || code.is_some_and(|c| DENIED_CODES.contains(&c));
             let status = status.map_or_else(|| "no status".to_owned(), |s| format!("HTTP {s}"));
             (retryable, format!("{} ({status})", code.unwrap_or("unknown error")))
         }
     };
-    CallFailure { retryable, summary: format!("{operation}: {what}") }
+    CallFailure { retryable, denied, summary: format!("{operation}: {what}") }
 }
+
+/// Error codes AWS uses for refused credentials (many come with HTTP 400).
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "NotAuthorized",
+];
 
 /// Error codes AWS uses for throttling and transient faults.
 const THROTTLING_CODES: &[&str] = &[
@@ -161,6 +182,17 @@ mod tests {
         let denied = classify("SendMessage", &service_error(403, "AccessDenied"));
         assert!(!denied.retryable);
         assert_eq!(denied.summary, "SendMessage: AccessDenied (HTTP 403)");
+    }
+
+    #[test]
+    fn refused_credentials_are_denied_whatever_the_status() {
+        for (status, code) in [(403, "AccessDenied"), (401, "Whatever"), (400, "UnrecognizedClientException")] {
+            let failure = classify("PutEvents", &service_error(status, code));
+            assert!(failure.denied && !failure.retryable, "{status} {code}");
+        }
+        for (status, code) in [(400, "ValidationException"), (404, "ResourceNotFoundException"), (503, "Whatever")] {
+            assert!(!classify("PutEvents", &service_error(status, code)).denied, "{status} {code}");
+        }
     }
 
     #[test]

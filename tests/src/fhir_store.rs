@@ -165,7 +165,9 @@ impl FhirStore {
                  (exit: {status}); stderr:\n{stderr}"
             );
         };
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        // No pooled connections: Node closes one idle for 5 s, and a test that waits longer (a
+        // CLI run while cargo builds) would get that closed connection for its next request.
+        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build_http();
         Self { port, child, stderr_path, client }
     }
 

@@ -141,8 +141,8 @@ async fn without_create_target_a_missing_log_group_dead_letters_with_a_clear_rea
     let dir = tempfile::tempdir().unwrap();
     let (summary, pipe) = run(&stream_config(&moto, dir.path(), &[])).await;
     assert_eq!((summary.delivered, summary.dead_lettered), (0, 1), "{summary:?}");
-    let letter: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap())
-        .expect("one dead letter");
+    let letters = read_ndjson(&dir.path().join("dead-letter.ndjson"));
+    let [letter] = letters.as_slice() else { panic!("one dead letter: {letters:?}") };
     let reason = letter["reason"].as_str().unwrap();
     assert!(reason.contains(&log_group(&pipe)) && reason.contains("--create-target"), "{reason}");
     assert_eq!(letter["records"].as_array().unwrap().len(), 1);

@@ -26,6 +26,11 @@ const TABLE: &str = "Patients";
 /// `fhir-pipes run` of the Patient pipe into `store`, with the store's credentials in the
 /// environment (the standard chain reads them), plus `args`.
 fn run_cli(store: &FhirStore, dir: &Path, args: &[&str]) -> (Output, Value) {
+    run_cli_with_env(store, dir, args, &[])
+}
+
+/// [`run_cli`] with environment variables set over the test credentials.
+fn run_cli_with_env(store: &FhirStore, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Value) {
     let summary = dir.join("summary.json");
     let output = Command::new(cargo_bin("fhir-pipes", "fhir-pipes"))
         .arg("run")
@@ -43,6 +48,7 @@ fn run_cli(store: &FhirStore, dir: &Path, args: &[&str]) -> (Output, Value) {
         .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run fhir-pipes");
@@ -195,4 +201,22 @@ async fn error_events_and_refused_resources_are_dead_lettered_with_their_records
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(sent.contains(&("PUT".to_owned(), Some(400))) && sent.contains(&("PUT".to_owned(), Some(201))), "{sent:?}");
     assert_eq!(store.resources("Patient").await.len(), 1);
+}
+
+#[tokio::test]
+async fn refused_credentials_stop_the_run_instead_of_dead_lettering_every_record() {
+    let store = FhirStore::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let wrong_secret = [("AWS_SECRET_ACCESS_KEY", "not-the-secret")];
+    let (output, _) = run_cli_with_env(&store, dir.path(), &["--state", state.to_str().unwrap()], &wrong_secret);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped") && stderr.contains("not checkpointed"), "{stderr}");
+    assert!(!dir.path().join("dead-letter.ndjson").exists(), "nothing dead-lettered");
+    assert!(!std::fs::read_to_string(&state).unwrap_or_default().contains("file"), "no batch checkpointed");
+    let statuses: Vec<Option<u16>> = store.requests().await.iter().map(|r| r.status).collect();
+    assert!(!statuses.is_empty() && statuses.iter().all(|s| *s == Some(403)), "{statuses:?}");
+    assert!(store.resources("Patient").await.is_empty());
 }

@@ -10,7 +10,7 @@ use super::{
     Backoff, Checkpoints, DeadLetterFile, DeadLetterSink, Enrichment, Policy, Runtime, RuntimeError, Source, Target,
 };
 use crate::{
-    aws::{SdkRetries, sdk_config},
+    aws::{SdkRetries, lambda_environment, sdk_config},
     source::{
         dynamodb_streams::{DynamoDbStreamsConfig, DynamoDbStreamsSource},
         file::{FILE_SHARD_ID, FileInput, FileSource, FileSourceOptions},
@@ -119,13 +119,14 @@ impl RunConfig {
             }
         };
         let enrichment = match (&pipe.enrichment, &self.enricher_binary) {
-            (Some(function), Some(binary)) if self.uses_aws() => {
+            (Some(function), Some(binary)) => {
                 let mut function = function.clone();
-                let aws = crate::aws::lambda_environment(self.endpoint_url.as_deref(), self.region.as_deref());
-                function.environment.extend(aws);
+                if self.uses_aws() {
+                    let aws = lambda_environment(self.endpoint_url.as_deref(), self.region.as_deref()).await;
+                    function.environment.extend(aws);
+                }
                 Enrichment::binary(&function, binary).await?
             }
-            (Some(function), Some(binary)) => Enrichment::binary(function, binary).await?,
             (Some(function), None) => Enrichment::in_process(function, self.lookup_client().await)?,
             (None, Some(_)) => {
                 return Err(RuntimeError::Config(format!(

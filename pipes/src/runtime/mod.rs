@@ -89,10 +89,11 @@ pub enum RuntimeError {
     /// A setting that does not fit.
     #[error("{0}")]
     Config(String),
-    /// The target is gone for good (e.g. the output pipe was closed): the batch being
-    /// delivered is not checkpointed, so a rerun with the same state resumes at it.
-    #[error("stopped, the target is gone ({0}); the unfinished batch is not checkpointed")]
-    TargetGone(String),
+    /// The target cannot take any event until someone acts (the output pipe was closed, the
+    /// credentials were refused): the batch being delivered is not checkpointed, so a rerun
+    /// with the same state resumes at it.
+    #[error("stopped, the target cannot take events ({0}); the unfinished batch is not checkpointed")]
+    TargetStopped(String),
 }
 
 /// Where records come from.
@@ -451,7 +452,7 @@ impl Runtime {
                     summary.delivered += pending.len();
                     return Ok(());
                 }
-                Err(error) if error.retry == Retry::Stop => return Err(RuntimeError::TargetGone(error.message)),
+                Err(error) if error.retry == Retry::Stop => return Err(RuntimeError::TargetStopped(error.message)),
                 Err(error) => error,
             };
             let failed = failed_indices(&error, pending.len());

@@ -181,14 +181,14 @@ async fn a_target_that_always_fails_dead_letters_the_batch_with_its_records_and_
 }
 
 #[tokio::test]
-async fn a_target_gone_for_good_stops_the_run_without_dead_lettering_or_checkpointing_the_batch() {
+async fn a_target_that_cannot_take_events_stops_the_run_without_dead_lettering_or_checkpointing_the_batch() {
     let dir = tempfile::tempdir().unwrap();
     let gone = DeliveryError::of(Retry::Stop, Vec::new(), "cannot write to stdout: broken pipe");
     let script = Script::answering(vec![Ok(()), Err(gone)]);
     let mut setup = setup(dir.path(), &["BatchSize=2"], records(5, &[]));
     setup.state = Some(dir.path().join("state.json"));
     let error = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap_err();
-    assert!(matches!(&error, RuntimeError::TargetGone(message) if message.contains("broken pipe")), "{error}");
+    assert!(matches!(&error, RuntimeError::TargetStopped(message) if message.contains("broken pipe")), "{error}");
     assert_eq!(*script.attempts.lock().unwrap(), 2, "not retried");
     assert!(!setup.dead_letter.exists(), "nothing dead-lettered");
     // The first batch is done; the second resumes on the next run.

@@ -116,9 +116,14 @@ struct LineStream {
 
 #[derive(Deserialize)]
 struct Probe<'a> {
-    #[serde(rename = "eventSourceARN", borrow)]
+    /// As written, `null` included (`Option<&RawValue>` alone would read `null` as absent).
+    #[serde(rename = "eventSourceARN", borrow, default, deserialize_with = "present")]
     event_source_arn: Option<&'a RawValue>,
     dynamodb: Option<ProbeStream>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -208,7 +213,11 @@ impl FileSource {
             }
             Position::Index(index) => FileSourceError::NotAnObject { input: name.to_owned(), index },
         })?;
-        let has_source_arn = probe.event_source_arn.is_some();
+        let source_arn = match probe.event_source_arn {
+            None => SourceArn::Missing,
+            Some(arn) if arn.get() == "null" => SourceArn::Null,
+            Some(_) => SourceArn::Given,
+        };
         let sequence_number = probe.dynamodb.and_then(|d| d.sequence_number).and_then(|n| match n {
             serde_json::Value::String(s) => Some(s),
             serde_json::Value::Number(n) => Some(n.to_string()),
@@ -225,8 +234,9 @@ impl FileSource {
             Some(line) => RawValue::from_string(line).expect("whitespace removal keeps JSON valid"),
             None => raw,
         };
-        let raw = match &self.options.source_arn {
-            Some(arn) if !has_source_arn => with_source_arn(&raw, arn),
+        let raw = match (&self.options.source_arn, source_arn) {
+            (Some(arn), SourceArn::Missing) => with_source_arn(&raw, arn),
+            (Some(arn), SourceArn::Null) => replace_source_arn(&raw, arn),
             _ => raw,
         };
         Ok(Some(Record { raw, sequence_number }))
@@ -362,6 +372,22 @@ fn with_source_arn(raw: &RawValue, arn: &str) -> Box<RawValue> {
     RawValue::from_string(format!("{{\"eventSourceARN\":{arn}{separator}{rest}")).expect("still one JSON object")
 }
 
+/// A record's own `eventSourceARN`.
+#[derive(Debug, Clone, Copy)]
+enum SourceArn {
+    Missing,
+    Null,
+    Given,
+}
+
+/// The record with its `eventSourceARN: null` replaced (rare: re-serialized, keys sorted).
+fn replace_source_arn(raw: &RawValue, arn: &str) -> Box<RawValue> {
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw.get()).expect("checked to be an object");
+    object.insert("eventSourceARN".to_owned(), arn.into());
+    serde_json::value::to_raw_value(&object).expect("a map always serializes")
+}
+
 /// Orders DynamoDB sequence numbers (decimal strings of up to 40 digits) numerically.
 pub fn compare_sequence_numbers(a: &str, b: &str) -> Ordering {
     let a = a.trim_start_matches('0');
@@ -403,6 +429,17 @@ mod tests {
         );
         let empty = RawValue::from_string("{ }".into()).unwrap();
         assert_eq!(with_source_arn(&empty, "arn").get(), r#"{"eventSourceARN":"arn" }"#);
+    }
+
+    #[tokio::test]
+    async fn a_null_source_arn_is_replaced_not_given_twice() {
+        let text = r#"{"eventID":"a","eventSourceARN":null,"dynamodb":{"SequenceNumber":"1"}}"#;
+        let mut source = FileSource::open(&FileInput::Embedded(text), &options(1, None)).unwrap();
+        let batches = drain(&mut source).await;
+        let record = batches[0].records[0].get();
+        assert_eq!(record.matches("eventSourceARN").count(), 1, "{record}");
+        let record: serde_json::Value = serde_json::from_str(record).unwrap();
+        assert_eq!(record["eventSourceARN"], "arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/S");
     }
 
     #[tokio::test]

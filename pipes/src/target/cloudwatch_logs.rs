@@ -89,7 +89,7 @@ impl CloudWatchLogsTarget {
         if !chunks.is_empty() && !self.stream_ready {
             self.ensure_stream().await.map_err(|mut e| {
                 e.failed = (0..events.len()).collect();
-                e
+                e.with_permanent(&oversized)
             })?;
         }
         let timestamp = now_millis();

@@ -2,7 +2,8 @@
 //! writer as the `healthlake-target` Lambda, given the function's timeout as each delivery's
 //! deadline. Events the store refused and ERROR events are permanent failures (dead-lettered
 //! with their records); the rest of the failures are retried by the runtime, like Pipes retries
-//! the Lambda's `batchItemFailures`.
+//! the Lambda's `batchItemFailures`. Refused credentials (401/403) stop the run: no event could
+//! pass, and dead-lettering them all would only hide that.
 
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,14 @@ fn delivery_result(report: &WriteReport) -> Result<(), DeliveryError> {
     if failed.is_empty() {
         return Ok(());
     }
-    let retry = if permanent.len() == failed.len() { Retry::Permanent } else { Retry::Retryable };
+    let denied = report.failures().any(|(_, _, failure)| failure.is_denied());
+    let retry = if denied {
+        Retry::Stop
+    } else if permanent.len() == failed.len() {
+        Retry::Permanent
+    } else {
+        Retry::Retryable
+    };
     Err(DeliveryError {
         retry,
         message: format!(

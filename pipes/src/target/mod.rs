@@ -18,9 +18,10 @@ pub enum Retry {
     Retryable,
     /// The request itself is wrong (4xx, an event too large): retrying cannot help.
     Permanent,
-    /// The destination is gone for good (whoever read the output pipe went away): the run
-    /// stops, leaving the batch unfinished and its checkpoint where it was, so nothing is
-    /// dead-lettered for it and a rerun with the same state resumes at it.
+    /// The target cannot take any event until someone acts (the output pipe was closed, the
+    /// credentials were refused): the run stops, leaving the batch unfinished and its
+    /// checkpoint where it was. Its events are not dead-lettered; a rerun resumes at the batch
+    /// (and writes again what of it was delivered or dead-lettered before, e.g. expired records).
     Stop,
 }
 
@@ -99,9 +100,13 @@ impl DeliveryError {
 }
 
 impl Retry {
-    /// Whether an AWS API call's failure may pass on a retry.
+    /// Whether an AWS API call's failure may pass on a retry, or stops the run.
     pub(crate) fn from_call(failure: &CallFailure) -> Self {
-        if failure.retryable { Retry::Retryable } else { Retry::Permanent }
+        match failure {
+            CallFailure { denied: true, .. } => Retry::Stop,
+            CallFailure { retryable: true, .. } => Retry::Retryable,
+            CallFailure { .. } => Retry::Permanent,
+        }
     }
 }
 

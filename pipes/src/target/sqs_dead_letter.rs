@@ -129,8 +129,9 @@ pub fn message_bodies(letter: &DeadLetter<'_>, limit: usize) -> Result<Vec<Strin
         serde_json::to_string(&DeadLetterMessage { letter, part, parts, first_record_index })
             .expect("a dead letter serializes")
     };
-    // The envelope without records, with room for the widest part numbers.
-    let envelope_bytes = message(letter.records.len() + 1, letter.records.len() + 1, letter.records.len(), &[]).len();
+    // The envelope without records, with room for the widest part numbers and record count.
+    let widest = letter.records.len() + 1;
+    let envelope_bytes = message(widest, widest, widest, &[]).len() + widest.to_string().len() - 1;
     let mut ranges: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
     let mut bytes = envelope_bytes;
