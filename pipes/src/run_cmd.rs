@@ -132,7 +132,8 @@ impl RunArgs {
                 );
             }
         }
-        let summary = runtime.run().await?;
+        // What was done is reported also when the run stopped early (a target that cannot take events).
+        let (summary, result) = runtime.run_to_end().await;
         if !self.quiet {
             eprintln!("fhir-pipes run: {}: {summary}", pipe.logical_id);
         }
@@ -140,7 +141,7 @@ impl RunArgs {
             let json = serde_json::to_vec_pretty(&summary).expect("the summary serializes");
             std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
         }
-        Ok(())
+        Ok(result?)
     }
 }
 

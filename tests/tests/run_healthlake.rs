@@ -209,13 +209,15 @@ async fn refused_credentials_stop_the_run_instead_of_dead_lettering_every_record
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let wrong_secret = [("AWS_SECRET_ACCESS_KEY", "not-the-secret")];
-    let (output, _) = run_cli_with_env(&store, dir.path(), &["--state", state.to_str().unwrap()], &wrong_secret);
+    let (output, summary) = run_cli_with_env(&store, dir.path(), &["--state", state.to_str().unwrap()], &wrong_secret);
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("stopped") && stderr.contains("not checkpointed"), "{stderr}");
     assert!(!dir.path().join("dead-letter.ndjson").exists(), "nothing dead-lettered");
     assert!(!std::fs::read_to_string(&state).unwrap_or_default().contains("file"), "no batch checkpointed");
+    // The summary says what was done before the stop.
+    assert_eq!((summary["batches"].as_u64(), summary["delivered"].as_u64()), (Some(1), Some(0)), "{summary}");
     let statuses: Vec<Option<u16>> = store.requests().await.iter().map(|r| r.status).collect();
     assert!(!statuses.is_empty() && statuses.iter().all(|s| *s == Some(403)), "{statuses:?}");
     assert!(store.resources("Patient").await.is_empty());

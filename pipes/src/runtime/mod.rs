@@ -288,7 +288,13 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Runs until the source has nothing more (or `max_batches`), then returns the summary.
-    pub async fn run(mut self) -> Result<Summary, RuntimeError> {
+    pub async fn run(self) -> Result<Summary, RuntimeError> {
+        let (summary, result) = self.run_to_end().await;
+        result.map(|()| summary)
+    }
+
+    /// Like [`Runtime::run`], with the summary of what was done also when the run stopped early.
+    pub async fn run_to_end(mut self) -> (Summary, Result<(), RuntimeError>) {
         let started = Instant::now();
         let mut summary = Summary { dead_letter_file: None, ..Summary::default() };
         let progress = self.progress.then(|| progress_bar(self.source.total()));
@@ -301,7 +307,7 @@ impl Runtime {
         if summary.dead_lettered > 0 {
             summary.dead_letter_file = Some(self.dead_letters.describe());
         }
-        result.map(|()| summary)
+        (summary, result)
     }
 
     async fn run_batches(
