@@ -41,7 +41,7 @@ pub struct RunArgs {
     /// AWS region [default: the SDK's chain; us-east-1 with --endpoint-url].
     #[arg(long)]
     pub region: Option<String>,
-    /// Read this DynamoDB stream (overrides the template's <Resource>TableStreamArn).
+    /// Read this DynamoDB stream (overrides the template's `<Resource>TableStreamArn`).
     #[arg(long, value_name = "ARN", conflicts_with = "table")]
     pub stream_arn: Option<String>,
     /// Read this table's current stream (its LatestStreamArn).
