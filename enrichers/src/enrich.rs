@@ -114,27 +114,38 @@ impl<M: Mapping> Enricher<M> {
         self.enrich_fetched(batch, Some(&fetched))
     }
 
-    /// The keys every image of the batch needs (new images, and old images for skip-unchanged
-    /// and DELETE entities). Records that do not decode need none: they fail on their own later.
+    /// The keys every image the batch maps needs: new images of INSERTs and MODIFYs, old images
+    /// of REMOVEs and, with skip-unchanged, of MODIFYs. Records that do not decode need none:
+    /// they fail on their own later.
     fn lookup_keys(&self, batch: &str) -> Vec<fhir_pipes_mappings::ItemKey> {
         let mut keys = Vec::new();
         let mut collect = |record: &StreamRecord<'_>| {
-            for kind in [ImageKind::New, ImageKind::Old] {
-                if let Ok(Some(image)) = record.image(kind) {
-                    keys.extend(self.mapping.lookups(image).iter().map(|key| key.item_key()));
+            let kinds: &[ImageKind] = match record.event_name() {
+                Ok(EventName::Insert) => &[ImageKind::New],
+                Ok(EventName::Modify) if self.config.skip_unchanged => &[ImageKind::New, ImageKind::Old],
+                Ok(EventName::Modify) => &[ImageKind::New],
+                Ok(EventName::Remove) => &[ImageKind::Old],
+                Err(_) => &[],
+            };
+            for kind in kinds {
+                if let Ok(Some(image)) = record.image(*kind) {
+                    keys.extend(self.mapping.lookups(image).into_iter().map(|key| key.item));
                 }
             }
         };
-        let walked = record::for_each_record(batch, |_, record| {
+        // As in `enrich_fetched`: after a record the one pass cannot read, the rest one by one.
+        let mut walked = 0;
+        let pass = record::for_each_record(batch, |_, record| {
+            walked += 1;
             if let record::Lax::Ok(record) = record {
                 collect(&record);
             }
             Ok::<(), ()>(())
         });
-        if walked.is_err()
+        if pass.is_err()
             && let Ok(split) = serde_json::from_str::<Vec<&RawValue>>(batch)
         {
-            for raw in split {
+            for raw in split.into_iter().skip(walked) {
                 if let Ok(record::Lax::Ok(record)) = record::decode_record(raw) {
                     collect(&record);
                 }

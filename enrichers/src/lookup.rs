@@ -199,18 +199,20 @@ impl Fetched {
     pub fn resolve(&self, keys: &[LookupKey]) -> Result<Lookups<'_>, RecordError> {
         let mut lookups = Lookups::none();
         for key in keys {
-            let field = format!("lookup.{}", key.name);
-            match self.items.get(&key.item_key()) {
+            let field = || format!("lookup.{}", key.name);
+            match self.items.get(&key.item) {
                 Some(Fetch::Found(item)) => lookups.insert(key.name, item),
                 Some(Fetch::Missing) if !key.required => {}
                 Some(Fetch::Missing) => {
-                    let message = format!("no item with this key in table {}", key.table);
-                    return Err(RecordError::new(field, "lookup_not_found", message));
+                    let message = format!("no item with this key in table {}", key.item.table);
+                    return Err(RecordError::new(field(), "lookup_not_found", message));
                 }
-                Some(Fetch::Failed(error)) => return Err(RecordError::new(field, "lookup_failed", error.to_string())),
+                Some(Fetch::Failed(error)) => {
+                    return Err(RecordError::new(field(), "lookup_failed", error.to_string()));
+                }
                 None => {
                     let error = self.unavailable.clone().unwrap_or(LookupError::Call("the key was not fetched".into()));
-                    return Err(RecordError::new(field, "lookup_failed", error.to_string()));
+                    return Err(RecordError::new(field(), "lookup_failed", error.to_string()));
                 }
             }
         }
@@ -285,7 +287,7 @@ mod tests {
     async fn keys_are_deduplicated_and_chunked_to_a_hundred_per_call() {
         let fetcher = fast().build(FakeClient::new(1_000));
         // 250 distinct keys, each wanted twice.
-        let fetched = fetcher.fetch((0..500).map(|n| key(n % 250).item_key())).await;
+        let fetched = fetcher.fetch((0..500).map(|n| key(n % 250).item)).await;
         let calls = fetcher.client().calls.lock().unwrap().clone();
         assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), vec![100, 100, 50]);
         let distinct: HashSet<&ItemKey> = calls.iter().flatten().collect();
@@ -298,18 +300,18 @@ mod tests {
     #[tokio::test]
     async fn unprocessed_keys_are_retried_until_answered() {
         let fetcher = fast().build(FakeClient { unprocessed_calls: 2, ..FakeClient::new(10) });
-        let fetched = fetcher.fetch((0..5).map(|n| key(n).item_key())).await;
+        let fetched = fetcher.fetch((0..5).map(|n| key(n).item)).await;
         let calls = fetcher.client().calls.lock().unwrap().clone();
         // The first call's last key comes back, then the retry's only key comes back again.
         assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), vec![5, 1, 1]);
-        assert_eq!(calls[1], vec![key(4).item_key()]);
+        assert_eq!(calls[1], vec![key(4).item]);
         assert_eq!(last_name(&fetched, 4).unwrap(), "L4");
     }
 
     #[tokio::test]
     async fn keys_still_unprocessed_after_the_last_attempt_fail_alone() {
         let fetcher = fast().build(FakeClient { unprocessed_calls: 10, ..FakeClient::new(10) });
-        let fetched = fetcher.fetch((0..5).map(|n| key(n).item_key())).await;
+        let fetched = fetcher.fetch((0..5).map(|n| key(n).item)).await;
         assert_eq!(fetcher.client().calls.lock().unwrap().len(), 3);
         let error = last_name(&fetched, 4).unwrap_err();
         assert_eq!((error.field.as_ref(), error.kind), ("lookup.practitioner", "lookup_failed"));
@@ -320,7 +322,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_item_fails_only_when_required() {
         let fetcher = fast().build(FakeClient::new(2));
-        let fetched = fetcher.fetch([key(1).item_key(), key(7).item_key()]).await;
+        let fetched = fetcher.fetch([key(1).item, key(7).item]).await;
         let error = last_name(&fetched, 7).unwrap_err();
         assert_eq!((error.field.as_ref(), error.kind), ("lookup.practitioner", "lookup_not_found"));
         let optional = LookupKey { required: false, ..key(7) };
@@ -331,14 +333,18 @@ mod tests {
     #[tokio::test]
     async fn a_failed_call_fails_its_keys_and_no_client_fails_every_key() {
         let fetcher = fast().build(FakeClient { fail: true, ..FakeClient::new(10) });
-        let fetched = fetcher.fetch([key(1).item_key()]).await;
-        let error = last_name(&fetched, 1).unwrap_err();
-        assert_eq!(error.kind, "lookup_failed");
-        assert!(error.message.contains("dispatch failure"));
+        let fetched = fetcher.fetch([key(1).item, key(2).item]).await;
+        for number in [1, 2] {
+            let error = last_name(&fetched, number).unwrap_err();
+            assert_eq!(error.kind, "lookup_failed");
+            assert!(error.message.contains("dispatch failure"));
+        }
         // A record without lookups resolves even so.
         assert!(fetched.resolve(&[]).is_ok());
-        let error = last_name(&Fetched::unavailable(), 1).unwrap_err();
-        assert!(error.message.contains("need a client"), "{}", error.message);
+        for number in [1, 2] {
+            let error = last_name(&Fetched::unavailable(), number).unwrap_err();
+            assert!(error.message.contains("need a client"), "{}", error.message);
+        }
     }
 
     #[test]

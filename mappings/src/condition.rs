@@ -24,7 +24,7 @@ use fhir_sdk::r4b::{
 
 use crate::{
     ErrorKind, Image, Mapping, MappingError,
-    datatypes::{code_from_table, codeable_concept, coding, systems},
+    datatypes::{code_from_table, codeable_concept, coding, resolve_system, systems},
     dates, fhir_id, fhir_string,
 };
 
@@ -136,8 +136,13 @@ fn invariant(field: &str, rule: &str) -> MappingError {
 
 /// The code system and the code, normalised: ICD-10-CM upper case with its dot (`E11.9`).
 fn parse_code(code: &str, system: Option<&str>) -> Result<(&'static str, String), MappingError> {
-    match system.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("icd10cm" | "icd-10-cm") => {
+    // A short name only (`icd10cm`, `snomed`…, any case), not a URI.
+    let system = match system {
+        None => Some(systems::ICD10CM),
+        Some(name) => resolve_system(name).filter(|uri| *uri != name),
+    };
+    match system {
+        Some(systems::ICD10CM) => {
             let upper = code.to_ascii_uppercase();
             let (category, rest) = upper.split_at_checked(3).unwrap_or((&upper, ""));
             let rest = rest.strip_prefix('.').unwrap_or(rest);
@@ -154,13 +159,13 @@ fn parse_code(code: &str, system: Option<&str>) -> Result<(&'static str, String)
             let code = if rest.is_empty() { category.to_owned() } else { format!("{category}.{rest}") };
             Ok((systems::ICD10CM, code))
         }
-        Some("snomed" | "sct") => {
+        Some(systems::SNOMED) => {
             if !(6..=18).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invariant("code", "not a SNOMED CT concept id (6 to 18 digits)"));
             }
             Ok((systems::SNOMED, code.to_owned()))
         }
-        Some(_) => Err(invariant("codeSystem", "not icd10cm or snomed")),
+        _ => Err(invariant("codeSystem", "not icd10cm or snomed")),
     }
 }
 
@@ -170,8 +175,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn map(image: &str) -> Result<Value, MappingError> {
-        let image = Image::from_json(image).unwrap();
-        ConditionMapping.map(&image).map(|c| serde_json::to_value(c).unwrap())
+        crate::test_support::map_json(&ConditionMapping, image)
     }
 
     const MINIMAL: &str = r#"{"id":{"S":"cond-1"},"code":{"S":"E11.9"},"patientId":{"S":"pat-1"}}"#;

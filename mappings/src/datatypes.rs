@@ -235,9 +235,10 @@ pub fn coded_concept(
     default_system: Option<&str>,
 ) -> Result<CodeableConcept, MappingError> {
     let field = |name: &str| format!("{path}.{name}");
-    let code = coded.string("code", "code").map_err(|e| renamed(e, field("code")))?;
+    let within = |error: MappingError| error.within(path);
+    let code = coded.string("code", "code").map_err(within)?;
     let code = code.ok_or_else(|| MappingError::missing(&field("code")))?;
-    let system = match coded.string("system", "system").map_err(|e| renamed(e, field("system")))? {
+    let system = match coded.string("system", "system").map_err(within)? {
         Some(name) => resolve_system(name).ok_or_else(|| {
             MappingError::new(
                 &field("system"),
@@ -247,12 +248,8 @@ pub fn coded_concept(
         })?,
         None => default_system.ok_or_else(|| MappingError::missing(&field("system")))?,
     };
-    let display = coded.string("display", "display").map_err(|e| renamed(e, field("display")))?;
+    let display = coded.string("display", "display").map_err(within)?;
     codeable_concept(system, code, display)
-}
-
-fn renamed(error: MappingError, field: String) -> MappingError {
-    MappingError { field, ..error }
 }
 
 /// Reads each element of a list attribute as an `M`, naming elements `name[index]` in errors.
@@ -274,11 +271,9 @@ pub fn validate_npi<'v>(npi: &'v str, field: &str) -> Result<&'v str, MappingErr
         // Luhn over "80840" + the 10 digits, computed from the right.
         let digits = b"80840".iter().chain(bytes).map(|b| u32::from(b - b'0'));
         let sum: u32 = digits
-            .collect::<Vec<_>>()
-            .iter()
             .rev()
             .enumerate()
-            .map(|(position, &digit)| if position % 2 == 1 { (digit * 2) / 10 + (digit * 2) % 10 } else { digit })
+            .map(|(position, digit)| if position % 2 == 1 { (digit * 2) / 10 + (digit * 2) % 10 } else { digit })
             .sum();
         sum.is_multiple_of(10)
     };

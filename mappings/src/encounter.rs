@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `id` (required) | S | `id` (kept when a valid FHIR id, else UUIDv5) |
 //! | `status` (required) | S, an EncounterStatus code (`planned`, `in-progress`, `finished`…), any case | `status` |
-//! | `class` (required) | S, a v3-ActCode (`AMB`, `IMP`, `EMER`, `VR`, `HH`…) or `ambulatory`, `outpatient`, `inpatient`, `emergency`, `virtual`, `home` | `class` |
+//! | `class` (required) | S, a v3-ActCode (`AMB`, `IMP`, `EMER`, `VR`, `HH`…) or `ambulatory`, `outpatient`, `emergency`, `field`, `home`, `home health`, `inpatient`, `observation`, `virtual`, `telehealth` | `class` |
 //! | `type` | M {`code` (required), `system` (default SNOMED CT), `display`} | `type[0]` |
 //! | `patientId` (required) | S, the Patient's domain id | `subject` `Patient/<id>` |
 //! | `practitionerId` | S, the Practitioner's domain id | `participant[0]` (type `ATND`) `Practitioner/<id>` |
@@ -28,12 +28,14 @@ use crate::{
 };
 
 /// The lookup label of the participant's practitioner (error events name `lookup.practitioner`).
-pub const PRACTITIONER_LOOKUP: &str = "practitioner";
+const PRACTITIONER_LOOKUP: &str = "practitioner";
+/// The field prefix of errors in the looked-up practitioner.
+const PRACTITIONER_FIELD: &str = "lookup.practitioner";
 /// The key attribute of the practitioner table (its domain id, as `practitionerId` holds it).
-pub const PRACTITIONER_KEY: &str = "id";
+const PRACTITIONER_KEY: &str = "id";
 
 /// The v3-ActCode encounter classes: code, display, and the plain words accepted for it.
-pub const ENCOUNTER_CLASSES: &[(&str, &str, &[&str])] = &[
+const ENCOUNTER_CLASSES: &[(&str, &str, &[&str])] = &[
     ("AMB", "ambulatory", &["ambulatory", "outpatient"]),
     ("EMER", "emergency", &["emergency"]),
     ("FLD", "field", &["field"]),
@@ -119,7 +121,7 @@ impl Mapping for EncounterMapping {
 fn practitioner_display(item: &Image<'_>) -> Result<Option<String>, MappingError> {
     let mut parts = Vec::with_capacity(4);
     for attribute in ["prefix", "firstName", "middleName", "lastName"] {
-        parts.extend(item.string(attribute, &format!("lookup.{PRACTITIONER_LOOKUP}.{attribute}"))?);
+        parts.extend(item.string(attribute, attribute).map_err(|e| e.within(PRACTITIONER_FIELD))?);
     }
     Ok((!parts.is_empty()).then(|| parts.join(" ")))
 }
@@ -132,12 +134,10 @@ fn parse_class(code: &str) -> Result<(&'static str, &'static str), MappingError>
         })
         .map(|(known, display, _)| (*known, *display))
         .ok_or_else(|| {
-            MappingError::new(
-                "class",
-                ErrorKind::InvalidValue,
-                "not a v3-ActCode encounter class (AMB, EMER, FLD, HH, IMP, ACUTE, NONAC, OBSENC, PRENC, SS, VR) \
-                 nor ambulatory, outpatient, inpatient, emergency, virtual, home",
-            )
+            let codes: Vec<&str> = ENCOUNTER_CLASSES.iter().map(|(code, _, _)| *code).collect();
+            let words: Vec<&str> = ENCOUNTER_CLASSES.iter().flat_map(|(_, _, words)| words.iter().copied()).collect();
+            let message = format!("not a v3-ActCode encounter class ({}) nor {}", codes.join(", "), words.join(", "));
+            MappingError::new("class", ErrorKind::InvalidValue, message)
         })
 }
 
@@ -148,8 +148,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn map(image: &str) -> Result<Value, MappingError> {
-        let image = Image::from_json(image).unwrap();
-        EncounterMapping::default().map(&image).map(|e| serde_json::to_value(e).unwrap())
+        crate::test_support::map_json(&EncounterMapping::default(), image)
     }
 
     const MINIMAL: &str =

@@ -61,6 +61,11 @@ impl MappingError {
         Self::new(field, ErrorKind::MissingField, "required attribute is absent, NULL or blank")
     }
 
+    /// The same error for the field inside `prefix` (e.g. `lookup.practitioner.firstName`).
+    pub fn within(self, prefix: &str) -> Self {
+        Self { field: format!("{prefix}.{}", self.field), ..self }
+    }
+
     /// A field has the wrong DynamoDB type.
     pub fn wrong_type(field: &str, expected: &str, found: &AttributeValue<'_>) -> Self {
         Self::new(

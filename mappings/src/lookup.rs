@@ -19,10 +19,8 @@ pub enum KeyValue {
 pub struct LookupKey {
     /// Short label, used in error events as the field `lookup.<name>` (e.g. `practitioner`).
     pub name: &'static str,
-    /// The table to read.
-    pub table: String,
-    /// The item's key attributes (partition key, and sort key if any), by name.
-    pub key: Vec<(String, KeyValue)>,
+    /// The item: two records needing the same one share one fetch.
+    pub item: ItemKey,
     /// When true, an item that does not exist fails the record; otherwise the mapping sees no item.
     pub required: bool,
 }
@@ -30,19 +28,8 @@ pub struct LookupKey {
 impl LookupKey {
     /// A required lookup of the item whose string key attribute `attribute` is `value`.
     pub fn by_string(name: &'static str, table: &str, attribute: &str, value: &str) -> Self {
-        Self {
-            name,
-            table: table.to_owned(),
-            key: vec![(attribute.to_owned(), KeyValue::S(value.to_owned()))],
-            required: true,
-        }
-    }
-
-    /// The table and key, without the label: two records needing the same item share one fetch.
-    pub fn item_key(&self) -> ItemKey {
-        let mut key = self.key.clone();
-        key.sort();
-        ItemKey { table: self.table.clone(), key }
+        let item = ItemKey::new(table, vec![(attribute.to_owned(), KeyValue::S(value.to_owned()))]);
+        Self { name, item, required: true }
     }
 }
 
@@ -51,8 +38,16 @@ impl LookupKey {
 pub struct ItemKey {
     /// The table.
     pub table: String,
-    /// Key attributes, sorted by name.
+    /// Key attributes (partition key, and sort key if any), sorted by name.
     pub key: Vec<(String, KeyValue)>,
+}
+
+impl ItemKey {
+    /// The item of `table` with the key attributes `key`, given in any order.
+    pub fn new(table: &str, mut key: Vec<(String, KeyValue)>) -> Self {
+        key.sort();
+        Self { table: table.to_owned(), key }
+    }
 }
 
 /// The items fetched for one record, by lookup name. A name without an item means the lookup
@@ -84,16 +79,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn item_keys_ignore_the_label_and_attribute_order() {
-        let a = LookupKey {
-            name: "a",
-            table: "T".into(),
-            key: vec![("pk".into(), KeyValue::S("1".into())), ("sk".into(), KeyValue::N("2".into()))],
-            required: true,
-        };
-        let b = LookupKey { name: "b", key: a.key.iter().rev().cloned().collect(), ..a.clone() };
-        assert_eq!(a.item_key(), b.item_key());
-        let other_table = LookupKey { table: "U".into(), ..a.clone() };
-        assert_ne!(a.item_key(), other_table.item_key());
+    fn item_keys_ignore_the_attribute_order() {
+        let key = vec![("pk".into(), KeyValue::S("1".into())), ("sk".into(), KeyValue::N("2".into()))];
+        let a = ItemKey::new("T", key.clone());
+        assert_eq!(a, ItemKey::new("T", key.iter().rev().cloned().collect()));
+        assert_eq!(a.key[0].0, "pk");
+        assert_ne!(a, ItemKey::new("U", key));
     }
 }

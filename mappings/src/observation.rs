@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// The codes of `http://terminology.hl7.org/CodeSystem/observation-category` with their displays.
-pub const OBSERVATION_CATEGORIES: &[(&str, &str)] = &[
+const OBSERVATION_CATEGORIES: &[(&str, &str)] = &[
     ("social-history", "Social History"),
     ("vital-signs", "Vital Signs"),
     ("imaging", "Imaging"),
@@ -132,8 +132,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn map(image: &str) -> Result<Value, MappingError> {
-        let image = Image::from_json(image).unwrap();
-        ObservationMapping.map(&image).map(|o| serde_json::to_value(o).unwrap())
+        crate::test_support::map_json(&ObservationMapping, image)
     }
 
     const MINIMAL: &str =

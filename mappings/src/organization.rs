@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// The codes of `http://terminology.hl7.org/CodeSystem/organization-type` with their displays.
-pub const ORGANIZATION_TYPES: &[(&str, &str)] = &[
+const ORGANIZATION_TYPES: &[(&str, &str)] = &[
     ("prov", "Healthcare Provider"),
     ("dept", "Hospital Department"),
     ("team", "Organizational team"),
@@ -110,8 +110,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn map(image: &str) -> Result<Value, MappingError> {
-        let image = Image::from_json(image).unwrap();
-        OrganizationMapping.map(&image).map(|o| serde_json::to_value(o).unwrap())
+        crate::test_support::map_json(&OrganizationMapping, image)
     }
 
     const MINIMAL: &str = r#"{"id":{"S":"org-1"},"name":{"S":"Hollowmere Clinic"}"#;

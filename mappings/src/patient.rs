@@ -117,8 +117,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn map(image: &str) -> Result<Value, MappingError> {
-        let image = Image::from_json(image).unwrap();
-        PatientMapping::default().map(&image).map(|p| serde_json::to_value(p).unwrap())
+        crate::test_support::map_json(&PatientMapping::default(), image)
     }
 
     const MINIMAL: &str =

@@ -84,13 +84,13 @@ impl Mapping for PractitionerMapping {
 /// One element of `qualifications`; its fields are named `qualifications[<index>].<name>` in errors.
 fn map_qualification(entry: &Image<'_>, index: usize) -> Result<PractitionerQualification, MappingError> {
     let path = format!("qualifications[{index}]");
-    let named = |error: MappingError| MappingError { field: format!("{path}.{}", error.field), ..error };
+    let within = |error: MappingError| error.within(&path);
     let code = coded_concept(entry, &path, Some(systems::DEGREE_LICENSE))?;
-    let issuer = entry.string("issuerId", "issuerId").map_err(named)?;
-    let start = entry.date_time("start", "start").map_err(named)?;
-    let end = entry.date_time("end", "end").map_err(named)?;
+    let issuer = entry.string("issuerId", "issuerId").map_err(within)?;
+    let start = entry.date_time("start", "start").map_err(within)?;
+    let end = entry.date_time("end", "end").map_err(within)?;
     let mut builder = PractitionerQualification::builder().code(code);
-    if let Some(period) = period(start, end, &format!("{path}.end"))? {
+    if let Some(period) = period(start, end, "end").map_err(within)? {
         builder = builder.period(period);
     }
     if let Some(issuer) = issuer {
@@ -106,8 +106,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn map(image: &str) -> Result<Value, MappingError> {
-        let image = Image::from_json(image).unwrap();
-        PractitionerMapping.map(&image).map(|p| serde_json::to_value(p).unwrap())
+        crate::test_support::map_json(&PractitionerMapping, image)
     }
 
     const MINIMAL: &str = r#"{"id":{"S":"prac-1"},"firstName":{"S":"Ada"},"lastName":{"S":"Quill"}"#;

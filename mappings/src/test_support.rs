@@ -2,6 +2,14 @@
 
 use serde_json::Value;
 
+use crate::{Image, Mapping, MappingError};
+
+/// `mapping` applied to the JSON image `image`, as JSON.
+pub fn map_json<M: Mapping>(mapping: &M, image: &str) -> Result<Value, MappingError> {
+    let image = Image::from_json(image).unwrap();
+    mapping.map(&image).map(|resource| serde_json::to_value(resource).unwrap())
+}
+
 /// The JSON image `minimal` with the attributes of `extra` (`"name":{"S":"x"},…`, a leading
 /// comma allowed) added or replaced.
 pub fn image_with(minimal: &str, extra: &str) -> String {
