@@ -45,6 +45,8 @@ pub enum RequestError {
 pub struct FhirStoreClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
+    /// The `Host` header, signed as sent: the one hyper would derive from the base URL.
+    host: Option<HeaderValue>,
     signer: Signer,
 }
 
@@ -60,7 +62,11 @@ impl FhirStoreClient {
         let https =
             hyper_rustls::HttpsConnectorBuilder::new().with_native_roots()?.https_or_http().enable_http1().build();
         let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(https);
-        Ok(Self { http, base, signer })
+        let host = base
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|uri| uri.authority().and_then(|authority| HeaderValue::from_str(authority.as_str()).ok()));
+        Ok(Self { http, base, host, signer })
     }
 
     /// `PUT {base}{type}/{id}` with `body`.
@@ -73,11 +79,6 @@ impl FhirStoreClient {
         self.send(Method::DELETE, key, Bytes::new(), timeout).await
     }
 
-    /// `GET {base}{type}/{id}`.
-    pub async fn get(&self, key: &ResourceKey, timeout: Duration) -> Result<Response, RequestError> {
-        self.send(Method::GET, key, Bytes::new(), timeout).await
-    }
-
     async fn send(
         &self,
         method: Method,
@@ -85,7 +86,7 @@ impl FhirStoreClient {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response, RequestError> {
-        let uri = format!("{}{}", self.base, key.path());
+        let uri = format!("{}{}/{}", self.base, key.resource_type, key.id);
         let mut request = Request::builder()
             .method(method)
             .uri(&uri)
@@ -95,12 +96,10 @@ impl FhirStoreClient {
         if !request.body().is_empty() {
             request.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
         }
-        // Signed as sent: the host header must be the one hyper would derive from the URI.
-        if let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned()) {
-            let host = HeaderValue::from_str(&authority).map_err(|e| RequestError::Connection(e.to_string()))?;
-            request.headers_mut().insert(header::HOST, host);
+        if let Some(host) = &self.host {
+            request.headers_mut().insert(header::HOST, host.clone());
         }
-        self.signer.sign(&mut request).await?;
+        self.signer.sign(&mut request, &uri).await?;
         let request = request.map(Full::new);
         let exchange = async {
             let response = self.http.request(request).await.map_err(|e| RequestError::Connection(describe(&e)))?;

@@ -17,13 +17,6 @@ pub struct ResourceKey {
     pub id: String,
 }
 
-impl ResourceKey {
-    /// The path below the datastore's base URL.
-    pub fn path(&self) -> String {
-        format!("{}/{}", self.resource_type, self.id)
-    }
-}
-
 /// What one event asks of the store.
 #[derive(Debug, Clone)]
 pub enum Action<'a> {
@@ -148,7 +141,7 @@ fn key_of(entity: &RawValue) -> Result<ResourceKey, EventError> {
         .ok_or_else(|| EventError("`details.entity.resourceType` is missing or not a FHIR type name".to_owned()))?;
     let id = probe
         .id
-        .filter(|id| is_fhir_id(id))
+        .filter(|id| fhir_pipes_mappings::is_valid_fhir_id(id))
         .ok_or_else(|| EventError("`details.entity.id` is missing or not a FHIR id".to_owned()))?;
     Ok(ResourceKey { resource_type: resource_type.into_owned(), id: id.into_owned() })
 }
@@ -156,11 +149,6 @@ fn key_of(entity: &RawValue) -> Result<ResourceKey, EventError> {
 /// A FHIR resource type name: `[A-Z][A-Za-z]*`.
 fn is_resource_type(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphabetic())
-}
-
-/// A FHIR logical id: `[A-Za-z0-9\-\.]{1,64}` (it goes into the URL path as it is).
-fn is_fhir_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 /// A command name is one of ours or garbage; never echo more than a short code-like word.

@@ -8,7 +8,7 @@
 //! runtime can dead-letter them. Logs carry eventIDs, resource types, statuses and issue codes,
 //! never resource content or ids.
 
-pub mod client;
+mod client;
 pub mod config;
 pub mod event;
 pub mod lambda;
@@ -16,7 +16,6 @@ pub mod outcome;
 mod signer;
 pub mod writer;
 
-pub use client::FhirStoreClient;
 pub use config::{ConfigError, HealthLakeConfig};
 pub use event::{Action, ResourceKey};
 pub use writer::{Applied, EventOutcome, Failure, FailureKind, HealthLakeWriter, WriteReport};

@@ -14,7 +14,7 @@ use aws_sigv4::{
 use bytes::Bytes;
 
 /// The SigV4 service name of HealthLake.
-pub const SERVICE: &str = "healthlake";
+const SERVICE: &str = "healthlake";
 
 /// Credentials this close to their expiry are fetched anew.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
@@ -60,8 +60,9 @@ impl Signer {
         Ok(credentials)
     }
 
-    /// Adds the `Authorization`, `x-amz-date` (and `x-amz-security-token`) headers.
-    pub(crate) async fn sign(&self, request: &mut http::Request<Bytes>) -> Result<(), SignError> {
+    /// Adds the `Authorization`, `x-amz-date` (and `x-amz-security-token`) headers to `request`,
+    /// whose URI is `uri`.
+    pub(crate) async fn sign(&self, request: &mut http::Request<Bytes>, uri: &str) -> Result<(), SignError> {
         let identity = self.credentials().await?.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -73,13 +74,9 @@ impl Signer {
             .map_err(|e| SignError::Signing(e.to_string()))?
             .into();
         let headers = request.headers().iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            request.uri().to_string(),
-            headers,
-            SignableBody::Bytes(request.body()),
-        )
-        .map_err(|e| SignError::Signing(e.to_string()))?;
+        let signable =
+            SignableRequest::new(request.method().as_str(), uri, headers, SignableBody::Bytes(request.body()))
+                .map_err(|e| SignError::Signing(e.to_string()))?;
         let (instructions, _signature) =
             sign(signable, &params).map_err(|e| SignError::Signing(e.to_string()))?.into_parts();
         instructions.apply_to_request_http1x(request);

@@ -205,13 +205,8 @@ enum Verdict {
 }
 
 impl HealthLakeWriter {
-    /// The client (for reading resources back).
-    pub fn client(&self) -> &FhirStoreClient {
-        &self.client
-    }
-
     /// The latest time a request may still be started for an invocation ending at `deadline`.
-    pub fn work_deadline(&self, deadline: Instant) -> Instant {
+    fn work_deadline(&self, deadline: Instant) -> Instant {
         deadline.checked_sub(self.deadline_margin).unwrap_or(deadline)
     }
 

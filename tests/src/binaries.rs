@@ -40,3 +40,8 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     assert!(path.exists(), "{} is missing after cargo build", path.display());
     path
 }
+
+/// The `fhir-pipes` command line.
+pub fn fhir_pipes() -> PathBuf {
+    cargo_bin("fhir-pipes", "fhir-pipes")
+}

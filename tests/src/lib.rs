@@ -25,6 +25,11 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
 }
 
+/// `pipes/template.yaml`: the template users deploy, which the local runs read.
+pub fn template_path() -> PathBuf {
+    workspace_root().join("pipes/template.yaml")
+}
+
 /// `fixtures/`.
 pub fn fixtures_dir() -> PathBuf {
     workspace_root().join("fixtures")

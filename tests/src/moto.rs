@@ -185,27 +185,24 @@ impl MotoServer {
 
     /// Sets the `lastName` of an item.
     pub async fn update_last_name(&self, table: &str, id: &str, last_name: &str) {
-        self.dynamodb()
-            .await
-            .update_item()
-            .table_name(table)
-            .key("id", AttributeValue::S(id.to_owned()))
-            .update_expression("SET lastName = :n")
-            .expression_attribute_values(":n", AttributeValue::S(last_name.to_owned()))
-            .send()
-            .await
-            .expect("UpdateItem");
+        self.set_string(table, id, "lastName", last_name).await;
     }
 
     /// Sets an attribute no mapping reads: a MODIFY whose FHIR resource is unchanged.
     pub async fn update_unmapped_note(&self, table: &str, id: &str, note: &str) {
+        self.set_string(table, id, "internalNote", note).await;
+    }
+
+    /// Sets the string attribute `name` of the item keyed `id` (UpdateItem).
+    async fn set_string(&self, table: &str, id: &str, name: &str, value: &str) {
         self.dynamodb()
             .await
             .update_item()
             .table_name(table)
             .key("id", AttributeValue::S(id.to_owned()))
-            .update_expression("SET internalNote = :n")
-            .expression_attribute_values(":n", AttributeValue::S(note.to_owned()))
+            .update_expression("SET #n = :v")
+            .expression_attribute_names("#n", name)
+            .expression_attribute_values(":v", AttributeValue::S(value.to_owned()))
             .send()
             .await
             .expect("UpdateItem");

@@ -606,14 +606,16 @@ async fn an_unreachable_store_fails_every_event_within_the_deadline() {
     let ids = [stream.insert(&a), stream.insert(&b), stream.remove(&a)];
     let events = stream.enrich();
 
-    let report =
-        tokio::time::timeout(Duration::from_secs(60), writer.write(&events, Instant::now() + Duration::from_secs(1)))
-            .await
-            .expect("write must return once the deadline has passed");
+    let started = Instant::now();
+    let report = tokio::time::timeout(Duration::from_secs(60), writer.write(&events, started + Duration::from_secs(1)))
+        .await
+        .expect("write must return once the deadline has passed");
+    // A bound with room for a loaded machine: a writer ignoring the deadline retries far longer.
+    assert!(started.elapsed() < Duration::from_secs(5), "returned {:?} after a 1 s deadline", started.elapsed());
     for outcome in &report.outcomes[..2] {
         let FailureKind::GaveUp { last, .. } = failure_kind(outcome) else { panic!("expected GaveUp: {outcome:#?}") };
         assert!(last.contains("connection failed"), "{last}");
-        assert!(outcome.attempts >= 1);
+        assert!(outcome.attempts >= 2, "a connection error is retried: {outcome:#?}");
     }
     assert_eq!(failure_kind(&report.outcomes[2]), &FailureKind::Blocked { by: Some(ids[0].clone()) });
 

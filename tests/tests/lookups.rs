@@ -12,7 +12,7 @@ use fhir_pipes_e2e::{
     capture_logs,
     lookups::{CountingLookup, encounter_batch, practitioner_display, put_practitioners},
     moto::MotoServer,
-    read_ndjson, workspace_root,
+    read_ndjson, template_path,
 };
 use fhir_pipes_enrichers::{
     EnrichConfig, EnrichError, Enricher, ErrorPolicy, LookupConfig, dynamodb_lookup::DynamoDbLookup, lambda,
@@ -167,7 +167,7 @@ async fn fhir_pipes_run_fetches_the_lookups_in_process_and_through_the_binary() 
     for (name, enricher_binary) in [("in-process", None), ("binary", Some(binary))] {
         let output = dir.path().join(format!("{name}.ndjson"));
         let config = RunConfig {
-            template: Some(workspace_root().join("pipes/template.yaml")),
+            template: Some(template_path()),
             pipe: Some("EncounterPipe".into()),
             parameters: vec![
                 "EncounterTableStreamArn=arn:aws:dynamodb:us-east-1:123456789012:table/Encounters/stream/1".into(),

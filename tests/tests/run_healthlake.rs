@@ -7,18 +7,15 @@
 use std::{
     path::Path,
     process::{Command, Output, Stdio},
-    time::Duration,
 };
 
-use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use fhir_pipes_e2e::{
     assert_json_eq,
-    binaries::cargo_bin,
+    binaries::{cargo_bin, fhir_pipes},
     fhir_store::{ACCESS_KEY_ID, FhirStore, REGION, SECRET_ACCESS_KEY, without_meta},
     moto::MotoServer,
-    read_ndjson, workspace_root,
+    read_ndjson, template_path,
 };
-use fhir_pipes_healthlake::{HealthLakeConfig, HealthLakeWriter, ResourceKey};
 use serde_json::{Value, json};
 
 const TABLE: &str = "Patients";
@@ -32,10 +29,10 @@ fn run_cli(store: &FhirStore, dir: &Path, args: &[&str]) -> (Output, Value) {
 /// [`run_cli`] with environment variables set over the test credentials.
 fn run_cli_with_env(store: &FhirStore, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Value) {
     let summary = dir.join("summary.json");
-    let output = Command::new(cargo_bin("fhir-pipes", "fhir-pipes"))
+    let output = Command::new(fhir_pipes())
         .arg("run")
         .arg("--template")
-        .arg(workspace_root().join("pipes/template.yaml"))
+        .arg(template_path())
         .args(["-p", "TargetType=HealthLake", "-p"])
         .arg(format!("HealthLakeDatastoreEndpoint={}", store.base_url()))
         .args(["--region", REGION, "--quiet", "--backoff-base-ms", "1", "--backoff-cap-ms", "5"])
@@ -60,14 +57,6 @@ fn run_cli_with_env(store: &FhirStore, dir: &Path, args: &[&str], env: &[(&str, 
 
 fn assert_success(output: &Output) {
     assert!(output.status.success(), "fhir-pipes run failed:\n{}", String::from_utf8_lossy(&output.stderr));
-}
-
-/// A writer with the store's credentials, to read resources back with signed GETs.
-fn reader(store: &FhirStore) -> HealthLakeWriter {
-    let credentials = Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "test");
-    HealthLakeConfig { endpoint: store.base_url(), ..HealthLakeConfig::default() }
-        .build_with(SharedCredentialsProvider::new(credentials), REGION.to_owned())
-        .expect("a reader")
 }
 
 /// The Patient the pipe must have written for `item`: the enricher's own output for an INSERT
@@ -120,14 +109,11 @@ async fn the_store_holds_exactly_the_tables_current_state_after_a_stream_run() {
 
     let items = moto.scan_items(TABLE).await;
     assert_eq!(items.len(), 4, "hl-1, hl-2, hl-5, hl-6 are left");
-    let reader = reader(&store);
     for item in &items {
         let id = item["id"]["S"].as_str().unwrap();
         let expected = expected_patient(item);
-        let key = ResourceKey { resource_type: "Patient".into(), id: expected["id"].as_str().unwrap().into() };
-        let response = reader.client().get(&key, Duration::from_secs(10)).await.expect("GET");
-        assert_eq!(response.status, 200, "GET Patient for item {id}");
-        let stored: Value = serde_json::from_slice(&response.body).unwrap();
+        let stored = store.resource("Patient", expected["id"].as_str().unwrap()).await;
+        let stored = stored.unwrap_or_else(|| panic!("no Patient for item {id}"));
         assert_json_eq(&without_meta(stored), &expected, &format!("Patient of item {id}"));
     }
     // Nothing else: the deleted items' Patients are gone.
@@ -215,7 +201,8 @@ async fn refused_credentials_stop_the_run_instead_of_dead_lettering_every_record
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("stopped") && stderr.contains("not checkpointed"), "{stderr}");
     assert!(!dir.path().join("dead-letter.ndjson").exists(), "nothing dead-lettered");
-    assert!(!std::fs::read_to_string(&state).unwrap_or_default().contains("file"), "no batch checkpointed");
+    let checkpoints = fhir_pipes::runtime::Checkpoints::load(&state).unwrap();
+    assert_eq!(checkpoints.get(fhir_pipes::source::file::FILE_SHARD_ID), None, "no batch checkpointed");
     // The summary says what was done before the stop.
     assert_eq!((summary["batches"].as_u64(), summary["delivered"].as_u64()), (Some(1), Some(0)), "{summary}");
     let statuses: Vec<Option<u16>> = store.requests().await.iter().map(|r| r.status).collect();

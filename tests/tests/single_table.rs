@@ -4,7 +4,7 @@
 //! checks what is deployed. `fixtures/single-table/stream.json` is the table's stream.
 
 use fhir_pipes::filter::FilterSet;
-use fhir_pipes_e2e::{fixtures_dir, parse, read, workspace_root};
+use fhir_pipes_e2e::{fixtures_dir, parse, read, template_path};
 use fhir_pipes_enrichers::resources::{self, RESOURCES};
 use serde_json::Value;
 
@@ -48,7 +48,7 @@ fn entity_type(record: &Value) -> Option<&str> {
 
 #[test]
 fn each_record_goes_to_the_pipe_of_its_entity_type_only() {
-    let template = read(&workspace_root().join("pipes/template.yaml"));
+    let template = read(&template_path());
     let filters: Vec<(&str, FilterSet)> =
         RESOURCES.iter().map(|r| (r.resource_type, single_table_filters(&template, r.resource_type))).collect();
     let mut routed = 0;
@@ -63,7 +63,7 @@ fn each_record_goes_to_the_pipe_of_its_entity_type_only() {
 
 #[test]
 fn the_routed_records_map_and_their_references_resolve() {
-    let template = read(&workspace_root().join("pipes/template.yaml"));
+    let template = read(&template_path());
     let records = stream();
     let mut ids = std::collections::HashMap::new();
     let mut references = Vec::new();

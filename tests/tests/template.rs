@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use fhir_pipes_e2e::workspace_root;
+use fhir_pipes_e2e::{template_path, workspace_root};
 
 #[test]
 fn pipe_templates_pass_cfn_lint() {
@@ -23,7 +23,7 @@ fn pipe_templates_pass_cfn_lint() {
 #[test]
 fn the_template_uses_only_real_pipe_properties() {
     // Regression for the Go seed, whose pipe had a `lambdaParameters` field Pipes does not have.
-    let template = std::fs::read_to_string(workspace_root().join("pipes/template.yaml")).unwrap();
+    let template = std::fs::read_to_string(template_path()).unwrap();
     assert!(!template.to_ascii_lowercase().contains("lambdaparameters:"));
     assert!(template.contains("AWS::Pipes::Pipe"));
     assert!(template.contains("AUTOMATIC_BISECT"));
@@ -31,7 +31,7 @@ fn the_template_uses_only_real_pipe_properties() {
 
 #[test]
 fn every_registered_resource_has_its_pipe_and_function() {
-    let template = std::fs::read_to_string(workspace_root().join("pipes/template.yaml")).unwrap();
+    let template = std::fs::read_to_string(template_path()).unwrap();
     for resource in fhir_pipes_enrichers::resources::RESOURCES {
         let r = resource.resource_type;
         for expected in [
