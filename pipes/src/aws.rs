@@ -5,9 +5,6 @@ use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
-/// The region used with an endpoint URL when none is given or configured.
-pub const DEFAULT_LOCAL_REGION: &str = "us-east-1";
-
 /// Whether the SDK retries a failed call itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SdkRetries {
@@ -43,7 +40,8 @@ pub async fn sdk_config(endpoint_url: Option<&str>, region: Option<&str>, retrie
             && std::env::var_os("AWS_REGION").is_none()
             && std::env::var_os("AWS_DEFAULT_REGION").is_none()
         {
-            loader = loader.region(Region::new(DEFAULT_LOCAL_REGION));
+            // The region local names (ARNs of the resolved template) use.
+            loader = loader.region(Region::new(crate::template::LOCAL_REGION));
         }
     }
     loader.load().await
@@ -179,6 +177,8 @@ mod tests {
         assert!(classify("SendMessage", &service_error(500, "Whatever")).retryable);
         assert!(classify("SendMessage", &service_error(400, "ThrottlingException")).retryable);
         assert!(classify("SendMessage", &service_error(429, "TooManyRequests")).retryable);
+        assert!(!classify("SendMessage", &service_error(400, "InvalidParameterValue")).retryable);
+        assert!(!classify("SendMessage", &service_error(404, "QueueDoesNotExist")).retryable);
         let denied = classify("SendMessage", &service_error(403, "AccessDenied"));
         assert!(!denied.retryable);
         assert_eq!(denied.summary, "SendMessage: AccessDenied (HTTP 403)");

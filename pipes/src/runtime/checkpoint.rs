@@ -109,6 +109,7 @@ mod tests {
         let path = dir.path().join("state.json");
         std::fs::write(&path, "[1, 2").unwrap();
         let error = Checkpoints::load(&path).unwrap_err();
+        assert!(matches!(error, CheckpointError::Invalid { .. }), "{error}");
         assert!(error.to_string().contains("state.json"), "{error}");
     }
 }

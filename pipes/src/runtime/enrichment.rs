@@ -33,9 +33,18 @@ pub enum EnrichmentError {
 pub struct EnrichFailure {
     /// What went wrong (error kinds and eventIDs; never record content).
     pub message: String,
+    /// More for the dead letter only, never logged: a Lambda binary's own error message.
+    pub detail: Option<String>,
     /// Whether trying the same batch again may succeed (a crashed or hung process). A function
     /// error (e.g. `fail-batch` on a bad record) is not: the batch is bisected instead.
     pub retryable: bool,
+}
+
+impl EnrichFailure {
+    /// A failure with nothing more for the dead letter.
+    fn of(message: impl Into<String>, retryable: bool) -> Self {
+        Self { message: message.into(), detail: None, retryable }
+    }
 }
 
 /// The events of an enriched batch, with what happened to its records.
@@ -113,26 +122,28 @@ impl Enrichment {
                         skipped: enriched.counts.skipped,
                         failed: enriched.counts.failed,
                     }),
-                    Err(error) => {
-                        Err(EnrichFailure { message: format!("{}: {error}", error.kind()), retryable: false })
-                    }
+                    Err(error) => Err(EnrichFailure::of(format!("{}: {error}", error.kind()), false)),
                 }
             }
             Enrichment::Binary(lambda) => match lambda.invoke(Bytes::from(batch_json(records))).await {
                 Ok(body) => {
-                    let events: Vec<Box<RawValue>> = serde_json::from_slice(&body).map_err(|error| EnrichFailure {
-                        message: format!(
+                    let events: Vec<Box<RawValue>> = serde_json::from_slice(&body).map_err(|error| {
+                        let message = format!(
                             "the function's response is not a JSON array of events (line {} column {})",
                             error.line(),
                             error.column()
-                        ),
-                        retryable: false,
+                        );
+                        EnrichFailure::of(message, false)
                     })?;
                     let failed = events.iter().filter(|event| is_error_event(event)).count();
                     Ok(EnrichedBatch { skipped: records.len().saturating_sub(events.len()), failed, events })
                 }
-                Err(InvokeFailure::Function(message)) => Err(EnrichFailure { message, retryable: false }),
-                Err(InvokeFailure::Runtime(message)) => Err(EnrichFailure { message, retryable: true }),
+                Err(InvokeFailure::Function(error)) => Err(EnrichFailure {
+                    message: format!("the function failed with {}", error.error_type),
+                    detail: Some(error.to_string()),
+                    retryable: false,
+                }),
+                Err(InvokeFailure::Runtime(message)) => Err(EnrichFailure::of(message, true)),
             },
         }
     }

@@ -42,14 +42,30 @@ pub enum LambdaApiError {
 /// How one invocation ended, short of a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvokeFailure {
-    /// The function reported an error (`/error`): its `errorType` and `errorMessage`.
-    Function(String),
+    /// The function reported an error (`/error`).
+    Function(FunctionError),
     /// The process failed to initialise, exited or timed out (worth retrying: it is restarted).
     Runtime(String),
 }
 
+/// An error a function reported (`/error`, `/init/error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    /// `errorType`: a kind, safe to log.
+    pub error_type: String,
+    /// `errorMessage`: the function's own words, which the runtime cannot vouch for (a panic
+    /// of a user's mapping may quote a value), so kept out of logs.
+    pub message: String,
+}
+
+impl std::fmt::Display for FunctionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
 /// What the function answered.
-type Answer = Result<Bytes, String>;
+type Answer = Result<Bytes, FunctionError>;
 
 struct Invocation {
     request_id: String,
@@ -62,7 +78,7 @@ struct ApiState {
     function_arn: String,
     queue: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
-    init_error: Mutex<Option<String>>,
+    init_error: Mutex<Option<FunctionError>>,
     init_failed: Notify,
 }
 
@@ -220,8 +236,11 @@ impl LocalLambda {
 }
 
 fn init_failure(state: &ApiState) -> InvokeFailure {
-    let error = state.init_error.lock().expect("not poisoned").clone().unwrap_or_default();
-    InvokeFailure::Runtime(format!("initialisation failed: {error}"))
+    // Nothing of a record is known at initialisation: its message (e.g. a setting) is shown.
+    match state.init_error.lock().expect("not poisoned").clone() {
+        Some(error) => InvokeFailure::Runtime(format!("initialisation failed: {error}")),
+        None => InvokeFailure::Runtime("initialisation failed".to_owned()),
+    }
 }
 
 fn exited(status: std::io::Result<std::process::ExitStatus>) -> InvokeFailure {
@@ -231,8 +250,8 @@ fn exited(status: std::io::Result<std::process::ExitStatus>) -> InvokeFailure {
     }
 }
 
-/// `errorType: errorMessage` of a Lambda error body, without anything else of it.
-fn describe_error(body: &[u8]) -> String {
+/// `errorType` and `errorMessage` of a Lambda error body, without anything else of it.
+fn function_error(body: &[u8]) -> FunctionError {
     #[derive(serde::Deserialize)]
     struct ErrorBody {
         #[serde(rename = "errorType", default)]
@@ -241,8 +260,11 @@ fn describe_error(body: &[u8]) -> String {
         error_message: String,
     }
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(error) => format!("{}: {}", error.error_type, error.error_message),
-        Err(_) => "an error body that is not JSON".to_owned(),
+        Ok(error) => FunctionError { error_type: error.error_type, message: error.error_message },
+        Err(_) => FunctionError {
+            error_type: "(unreadable)".to_owned(),
+            message: "an error body that is not JSON".to_owned(),
+        },
     }
 }
 
@@ -283,7 +305,7 @@ async fn serve(state: Arc<ApiState>, request: Request<Incoming>) -> Result<Respo
             let waiting = state.in_flight.lock().expect("not poisoned").remove(*request_id);
             match waiting {
                 Some(sender) => {
-                    let answer = if *outcome == "response" { Ok(body) } else { Err(describe_error(&body)) };
+                    let answer = if *outcome == "response" { Ok(body) } else { Err(function_error(&body)) };
                     let _ = sender.send(answer);
                     reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
                 }
@@ -291,7 +313,7 @@ async fn serve(state: Arc<ApiState>, request: Request<Incoming>) -> Result<Respo
             }
         }
         (Method::POST, ["init", "error"]) => {
-            *state.init_error.lock().expect("not poisoned") = Some(describe_error(&body));
+            *state.init_error.lock().expect("not poisoned") = Some(function_error(&body));
             // A stored permit: the invocation may start waiting after the report.
             state.init_failed.notify_one();
             reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)

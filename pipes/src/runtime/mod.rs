@@ -22,7 +22,7 @@ pub use config::{DEFAULT_DEAD_LETTER_FILE, LOCAL_LOG_STREAM, RunConfig, embedded
 pub use dead_letter::{DeadLetter, DeadLetterError, DeadLetterFile, Stage};
 pub use enrichment::{EnrichFailure, EnrichedBatch, Enrichment, EnrichmentError};
 pub use fhir_pipes_enrichers::Backoff;
-pub use lambda_api::{InvokeFailure, LambdaApiError, LocalLambda};
+pub use lambda_api::{FunctionError, InvokeFailure, LambdaApiError, LocalLambda};
 pub use summary::Summary;
 
 use crate::{
@@ -252,10 +252,14 @@ struct Record {
     sequence_number: Option<String>,
 }
 
+/// What names the record an event came from: an envelope's `correlationId`, or, without an
+/// enrichment, the record's own `eventID` (the event is the record).
 #[derive(Deserialize)]
 struct EventProbe<'a> {
     #[serde(rename = "correlationId", borrow)]
     correlation_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "eventID", borrow)]
+    event_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A runnable pipe.
@@ -429,7 +433,7 @@ impl Runtime {
                     let letter = Letter {
                         stage: Stage::Enrichment,
                         reason: &failure.message,
-                        detail: None,
+                        detail: failure.detail.as_deref(),
                         attempts: attempts + 1,
                     };
                     self.dead_letter(letter, shard_id, &records, summary).await?;
@@ -524,7 +528,7 @@ impl Runtime {
             records: &raws,
         };
         let event_ids: Vec<&str> = records.iter().filter_map(|r| r.event_id.as_deref()).collect();
-        warn!(stage = ?letter.stage, records = records.len(), event_ids = ?event_ids, reason = letter.reason, "batch dead-lettered");
+        warn!(stage = letter.stage.as_str(), records = records.len(), event_ids = ?event_ids, reason = letter.reason, "batch dead-lettered");
         self.dead_letters.write(&dead_letter).await?;
         summary.dead_lettered += records.len();
         Ok(())
@@ -553,7 +557,7 @@ fn undelivered_records<'r>(records: &'r [Record], undelivered: &[Box<RawValue>])
     let known: HashSet<&str> = records.iter().filter_map(|r| r.event_id.as_deref()).collect();
     let mut ids: HashSet<String> = HashSet::with_capacity(undelivered.len());
     for event in undelivered {
-        let id = serde_json::from_str::<EventProbe<'_>>(event.get()).ok().and_then(|p| p.correlation_id);
+        let id = serde_json::from_str::<EventProbe<'_>>(event.get()).ok().and_then(|p| p.correlation_id.or(p.event_id));
         match id {
             Some(id) if known.contains(&*id) => ids.insert(id.into_owned()),
             _ => return records.iter().collect(),

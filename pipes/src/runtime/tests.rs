@@ -75,7 +75,7 @@ struct Setup {
 }
 
 fn runtime(setup: &Setup, target: Target) -> Runtime {
-    let template = Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
+    let template = Template::load(&template_path()).unwrap();
     let pipe = template.pipe(None, &setup.parameters).unwrap();
     let checkpoints = match &setup.state {
         Some(path) => Checkpoints::load(path).unwrap(),
@@ -209,6 +209,24 @@ async fn a_permanent_failure_is_not_retried_and_dead_letters_only_the_failed_eve
     assert_eq!(letters[0]["recordCount"], 1);
 }
 
+/// Regression: without an enrichment the events are the records, which carry no
+/// correlationId: a partial failure dead-lettered the whole batch, delivered records included.
+#[tokio::test]
+async fn regression_without_enrichment_a_partial_failure_dead_letters_only_the_failed_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = DeliveryError { failed: vec![1], ..DeliveryError::permanent("event too large") };
+    let script = Script::answering(vec![Err(refused)]);
+    let setup = setup(dir.path(), &[], records(3, &[]));
+    let mut runtime = runtime(&setup, Target::Custom(Box::new(script.clone())));
+    runtime.enrichment = Enrichment::None;
+    let summary = runtime.run().await.unwrap();
+    assert_eq!((summary.delivered, summary.dead_lettered), (2, 1));
+    let letters = dead_letters(&setup.dead_letter);
+    let ids: Vec<&Value> =
+        letters.iter().flat_map(|l| l["records"].as_array().unwrap()).map(|r| &r["eventID"]).collect();
+    assert_eq!(ids, ["e1"]);
+}
+
 #[tokio::test]
 async fn permanent_failures_among_retryable_ones_are_dead_lettered_at_once_with_their_detail() {
     let dir = tempfile::tempdir().unwrap();
@@ -257,10 +275,12 @@ async fn fail_batch_with_one_bad_record_bisects_down_to_it_and_delivers_the_rest
 async fn the_filter_drops_what_no_pattern_matches() {
     let dir = tempfile::tempdir().unwrap();
     let script = Script::default();
-    let setup = setup(dir.path(), &["StreamEventNames=INSERT,MODIFY"], records(3, &[]));
+    let input =
+        records(3, &[]).replacen(r#""eventID":"e1","eventName":"REMOVE""#, r#""eventID":"e1","eventName":"INSERT""#, 1);
+    let setup = setup(dir.path(), &["StreamEventNames=INSERT,MODIFY"], input);
     let summary = runtime(&setup, Target::Custom(Box::new(script.clone()))).run().await.unwrap();
-    assert_eq!((summary.read, summary.filtered_out, summary.enriched, summary.delivered), (3, 3, 0, 0));
-    assert!(script.correlation_ids().is_empty());
+    assert_eq!((summary.read, summary.filtered_out, summary.delivered), (3, 2, 1));
+    assert_eq!(script.correlation_ids(), ["e1"], "only the INSERT passes");
 }
 
 #[tokio::test]
@@ -285,12 +305,7 @@ async fn an_enricher_process_that_dies_is_retried_restarted_then_its_records_dea
     let setup = setup(dir.path(), &["MaximumRetryAttempts=1", "BatchSize=2"], records(2, &[]));
     let mut runtime = runtime(&setup, Target::Custom(Box::new(script.clone())));
     // A "Lambda binary" that exits at once without asking for work.
-    let function = Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml"))
-        .unwrap()
-        .pipe(None, &[])
-        .unwrap()
-        .enrichment
-        .unwrap();
+    let function = Template::load(&template_path()).unwrap().pipe(None, &[]).unwrap().enrichment.unwrap();
     runtime.enrichment = Enrichment::binary(&function, Path::new("true")).await.unwrap();
     let summary = runtime.run().await.unwrap();
     assert!(script.correlation_ids().is_empty());

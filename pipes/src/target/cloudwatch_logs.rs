@@ -87,10 +87,8 @@ impl CloudWatchLogsTarget {
     pub async fn deliver(&mut self, events: &[Box<RawValue>]) -> Result<(), DeliveryError> {
         let (chunks, oversized) = plan_chunks(events.iter().map(|e| e.get().len()));
         if !chunks.is_empty() && !self.stream_ready {
-            self.ensure_stream().await.map_err(|mut e| {
-                e.failed = (0..events.len()).collect();
-                e.with_permanent(&oversized)
-            })?;
+            // Every event failed (an empty `failed`), those too large for good.
+            self.ensure_stream().await.map_err(|e| e.with_permanent(&oversized))?;
         }
         let timestamp = now_millis();
         let mut rejected: Vec<usize> = Vec::new();
@@ -115,12 +113,10 @@ impl CloudWatchLogsTarget {
                     }
                 }
                 Err(error) => {
-                    if error.code() == Some("ResourceNotFoundException") {
-                        // The stream (or group) was deleted: create it again on the next attempt.
-                        self.stream_ready = false;
-                    }
                     let failure = classify("PutLogEvents", &error);
                     let retry = if error.code() == Some("ResourceNotFoundException") {
+                        // The stream (or group) was deleted: create it again on the next attempt.
+                        self.stream_ready = false;
                         Retry::Retryable
                     } else {
                         Retry::from_call(&failure)

@@ -46,7 +46,8 @@ impl NdjsonTarget {
     /// Nothing of the events is quoted.
     pub async fn deliver(&mut self, events: &[Box<RawValue>]) -> Result<(), DeliveryError> {
         let result = match &mut self.sink {
-            Sink::Stdout(stdout) => write_lines(&mut stdout.lock(), events),
+            // Stdout is line-buffered: without a buffer of our own, a write per event.
+            Sink::Stdout(stdout) => write_lines(&mut io::BufWriter::with_capacity(64 << 10, stdout.lock()), events),
             Sink::File(file) => write_lines(file, events),
         };
         result.map_err(|error| {

@@ -57,8 +57,6 @@ pub enum SqsDeadLetterError {
         parts: usize,
         /// The error code and HTTP status or the transport failure.
         summary: String,
-        /// Throttling, 5xx or a connection error: trying again may succeed.
-        retryable: bool,
     },
 }
 
@@ -108,7 +106,6 @@ impl SqsDeadLetterQueue {
                     part: number + 1,
                     parts,
                     summary: failure.summary,
-                    retryable: failure.retryable,
                 }
             })?;
         }

@@ -274,7 +274,7 @@ impl<'t> Scope<'t> {
         if let Some(value) = self.parameters.get(name) {
             return Ok(Some(value.clone()));
         }
-        let resource = self.resource(name, path)?;
+        let resource = self.resource(name, path, depth)?;
         let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
         let property = |key: &str| -> Result<Option<String>, TemplateError> {
             let properties_path = format!("Resources.{name}.Properties.{key}");
@@ -297,13 +297,13 @@ impl<'t> Scope<'t> {
     }
 
     /// The resource `name`, which must exist with these parameters (its `Condition` holds).
-    fn resource(&self, name: &str, path: &str) -> Result<&'t Value, TemplateError> {
+    fn resource(&self, name: &str, path: &str, depth: usize) -> Result<&'t Value, TemplateError> {
         let resource = self
             .resources()
             .and_then(|r| r.get(name))
             .ok_or_else(|| TemplateError::invalid(path, format!("`{name}` is neither a parameter nor a resource")))?;
         if let Some(condition) = resource.get("Condition").and_then(Value::as_str)
-            && !self.condition(condition, path, 0)?
+            && !self.condition(condition, path, depth + 1)?
         {
             return Err(TemplateError::invalid(
                 path,
@@ -315,7 +315,7 @@ impl<'t> Scope<'t> {
 
     /// The synthesised value of `Fn::GetAtt resource.attribute` (ARNs in the local account).
     fn attribute(&self, name: &str, attribute: &str, path: &str, depth: usize) -> Result<String, TemplateError> {
-        let resource = self.resource(name, path)?;
+        let resource = self.resource(name, path, depth)?;
         let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
         let physical = || -> Result<String, TemplateError> {
             let value = self.reference(name, path, depth + 1)?.unwrap_or_default();

@@ -214,3 +214,16 @@ fn resources_and_pipes_whose_condition_is_false_do_not_exist() {
     let error = Template::parse(&text).unwrap().pipe(Some("Pipe"), &[]).unwrap_err();
     assert!(error.to_string().contains("Resources.Pipe.Condition"), "{error}");
 }
+
+/// Regression: a condition that refers to a resource guarded by that same condition recursed
+/// without bound (the resource's condition was evaluated at depth 0) and overflowed the stack.
+#[test]
+fn regression_a_condition_guarding_the_resource_it_refers_to_is_an_error_not_a_stack_overflow() {
+    let text = SMALL.replace("  IsProd: !Equals [!Ref Stage, prod]", "  IsProd: !Equals [!Ref Fn, prod]").replace(
+        "  Fn:\n    Type: AWS::Lambda::Function\n",
+        "  Fn:\n    Type: AWS::Lambda::Function\n    Condition: IsProd\n",
+    );
+    assert!(text.contains("!Ref Fn, prod") && text.contains("Condition: IsProd"));
+    let error = Template::parse(&text).unwrap().pipe(None, &[]).unwrap_err();
+    assert!(error.to_string().contains("too deeply"), "{error}");
+}
