@@ -5,8 +5,8 @@
 use fhir_sdk::{
     DateTime,
     r4b::{
-        codes::{AddressUse, ContactPointSystem, ContactPointUse},
-        types::{Address, CodeableConcept, Coding, ContactPoint, Identifier, Period, Quantity, Reference},
+        codes::{AddressUse, ContactPointSystem, ContactPointUse, NameUse},
+        types::{Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier, Period, Quantity, Reference},
     },
 };
 
@@ -115,6 +115,23 @@ pub fn identifier(type_code: Option<&str>, system: &str, value: &str) -> Result<
         builder = builder.r#type(codeable_concept(systems::IDENTIFIER_TYPE, code, None)?);
     }
     Ok(builder.build()?)
+}
+
+/// A person's official name: the first and middle names as given names, the last as family
+/// name, and a prefix (`Dr.`) when given.
+pub fn official_name(
+    first: &str,
+    middle: Option<&str>,
+    last: &str,
+    prefix: Option<&str>,
+) -> Result<HumanName, MappingError> {
+    let mut given = vec![Some(fhir_string(first))];
+    given.extend(middle.map(|m| Some(fhir_string(m))));
+    let mut name = HumanName::builder().r#use(NameUse::Official).family(fhir_string(last)).given(given);
+    if let Some(prefix) = prefix {
+        name = name.prefix(vec![Some(fhir_string(prefix))]);
+    }
+    Ok(name.build()?)
 }
 
 /// Contact points for the values present, in order.

@@ -15,16 +15,15 @@
 use fhir_sdk::{
     Date,
     r4b::{
-        codes::{AddressUse, AdministrativeGender, ContactPointSystem, NameUse},
+        codes::{AddressUse, AdministrativeGender, ContactPointSystem},
         resources::Patient,
-        types::HumanName,
     },
 };
 
 use crate::{
     ErrorKind, Image, Mapping, MappingError,
-    datatypes::{address, identifier, telecom},
-    dates, fhir_id, fhir_string,
+    datatypes::{address, identifier, official_name, telecom},
+    dates, fhir_id,
 };
 
 /// Code system of identifier types (HL7 v2 table 0203).
@@ -64,14 +63,11 @@ impl Mapping for PatientMapping {
         let active = image.bool("active", "active")?;
         let address = address(image, AddressUse::Home)?;
 
-        let mut given = vec![Some(fhir_string(first_name))];
-        given.extend(middle_name.map(|m| Some(fhir_string(m))));
-        let name = HumanName::builder().r#use(NameUse::Official).family(fhir_string(last_name)).given(given);
+        let name = official_name(first_name, middle_name, last_name, None)?;
 
         let telecom = telecom(&[(ContactPointSystem::Phone, phone), (ContactPointSystem::Email, email)], None)?;
 
-        let mut patient =
-            Patient::builder().id(id).name(vec![Some(name.build()?)]).birth_date(birth_date).telecom(telecom);
+        let mut patient = Patient::builder().id(id).name(vec![Some(name)]).birth_date(birth_date).telecom(telecom);
         if let Some(mrn) = mrn {
             patient = patient.identifier(vec![Some(identifier(Some("MR"), &self.mrn_system, mrn)?)]);
         }

@@ -13,15 +13,16 @@
 //! | `qualifications` | L of M {`code` (required), `system` (default v2-0360), `display`, `issuerId`, `start`, `end`} | `qualification[]` (issuer `Organization/<id>`) |
 
 use fhir_sdk::r4b::{
-    codes::{ContactPointSystem, ContactPointUse, NameUse},
+    codes::{ContactPointSystem, ContactPointUse},
     resources::{Practitioner, PractitionerQualification},
-    types::HumanName,
 };
 
 use crate::{
     Image, Mapping, MappingError,
-    datatypes::{coded_concept, each_map, identifier, period, reference, systems, telecom, validate_npi},
-    fhir_id, fhir_string,
+    datatypes::{
+        coded_concept, each_map, identifier, official_name, period, reference, systems, telecom, validate_npi,
+    },
+    fhir_id,
     patient::parse_gender,
 };
 
@@ -47,12 +48,7 @@ impl Mapping for PractitionerMapping {
         let active = image.bool("active", "active")?;
         let qualifications = image.list("qualifications", "qualifications")?;
 
-        let mut given = vec![Some(fhir_string(first_name))];
-        given.extend(middle_name.map(|m| Some(fhir_string(m))));
-        let mut name = HumanName::builder().r#use(NameUse::Official).family(fhir_string(last_name)).given(given);
-        if let Some(prefix) = prefix {
-            name = name.prefix(vec![Some(fhir_string(prefix))]);
-        }
+        let name = official_name(first_name, middle_name, last_name, prefix)?;
         let telecom = telecom(
             &[(ContactPointSystem::Phone, phone), (ContactPointSystem::Email, email)],
             Some(ContactPointUse::Work),
@@ -63,11 +59,8 @@ impl Mapping for PractitionerMapping {
             qualification.push(Some(map_qualification(entry, index)?));
         }
 
-        let mut practitioner = Practitioner::builder()
-            .id(id)
-            .name(vec![Some(name.build()?)])
-            .telecom(telecom)
-            .qualification(qualification);
+        let mut practitioner =
+            Practitioner::builder().id(id).name(vec![Some(name)]).telecom(telecom).qualification(qualification);
         if let Some(npi) = npi {
             practitioner = practitioner.identifier(vec![Some(identifier(None, systems::NPI, npi)?)]);
         }

@@ -1,35 +1,26 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::*;
 
-/// A scratch copy of the files the scaffold edits, removed on drop.
-struct Scratch(PathBuf);
+/// A scratch copy of the files the scaffold edits (removed with the temporary directory).
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new() -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let root = std::env::temp_dir().join(format!(
-            "fhir-pipes-scaffold-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let root = tempfile::tempdir().unwrap();
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         for file in [LIB, REGISTRY, TEMPLATE] {
-            let target = root.join(file);
+            let target = root.path().join(file);
             std::fs::create_dir_all(target.parent().unwrap()).unwrap();
             std::fs::copy(workspace.join(file), target).unwrap();
         }
         Scratch(root)
     }
 
-    fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.0.join(file)).unwrap()
+    fn root(&self) -> &Path {
+        self.0.path()
     }
-}
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.root().join(file)).unwrap()
     }
 }
 
@@ -49,7 +40,7 @@ fn names_of_one_and_several_words() {
 #[test]
 fn generates_every_file_and_edit() {
     let scratch = Scratch::new();
-    let written = new_mapping(&scratch.0, "MedicationRequest", &Part::ALL).unwrap();
+    let written = new_mapping(scratch.root(), "MedicationRequest", &Part::ALL).unwrap();
     assert_eq!(written.len(), 8, "{written:?}");
 
     let mapping = scratch.read("mappings/src/medication_request.rs");
@@ -121,17 +112,18 @@ fn generates_every_file_and_edit() {
 #[test]
 fn refuses_to_overwrite_and_writes_nothing() {
     let scratch = Scratch::new();
-    new_mapping(&scratch.0, "Device", &[Part::Template]).unwrap();
+    new_mapping(scratch.root(), "Device", &[Part::Template]).unwrap();
     let template = scratch.read(TEMPLATE);
-    let error = new_mapping(&scratch.0, "Device", &Part::ALL).unwrap_err();
+    let error = new_mapping(scratch.root(), "Device", &Part::ALL).unwrap_err();
     let ScaffoldError::AlreadyExists(present) = &error else { panic!("{error}") };
     assert_eq!(present, &["pipes/template.yaml (DevicePipe)".to_owned()]);
-    assert!(!scratch.0.join("mappings/src/device.rs").exists(), "nothing is written when anything is in the way");
+    assert!(!scratch.root().join("mappings/src/device.rs").exists(), "nothing is written when anything is in the way");
     assert_eq!(scratch.read(TEMPLATE), template);
     assert!(error.to_string().contains("refusing to overwrite"));
 
-    std::fs::write(scratch.0.join("mappings/src/device.rs"), "// mine").unwrap();
-    let ScaffoldError::AlreadyExists(present) = new_mapping(&scratch.0, "Device", &[Part::Mapping]).unwrap_err() else {
+    std::fs::write(scratch.root().join("mappings/src/device.rs"), "// mine").unwrap();
+    let ScaffoldError::AlreadyExists(present) = new_mapping(scratch.root(), "Device", &[Part::Mapping]).unwrap_err()
+    else {
         panic!()
     };
     assert_eq!(present, &["mappings/src/device.rs".to_owned()]);
@@ -141,7 +133,7 @@ fn refuses_to_overwrite_and_writes_nothing() {
 #[test]
 fn shipped_resources_are_refused() {
     let scratch = Scratch::new();
-    let error = new_mapping(&scratch.0, "Patient", &[Part::Mapping, Part::Registry]).unwrap_err();
+    let error = new_mapping(scratch.root(), "Patient", &[Part::Mapping, Part::Registry]).unwrap_err();
     let ScaffoldError::AlreadyExists(present) = error else { panic!() };
     assert_eq!(present.len(), 2, "the pub mod line and the registry entry: {present:?}");
 }
