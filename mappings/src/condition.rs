@@ -6,7 +6,7 @@
 //! | `clinicalStatus` | S, `active` `recurrence` `relapse` `inactive` `remission` `resolved` | `clinicalStatus` |
 //! | `verificationStatus` | S, `unconfirmed` `provisional` `differential` `confirmed` `refuted` `entered-in-error` | `verificationStatus` |
 //! | `category` | S, `problem-list-item` or `encounter-diagnosis` | `category[0]` |
-//! | `code` (required) | S, ICD-10-CM (`E11.9`, `E119`) or SNOMED CT (`44054006`) | `code.coding[0]` |
+//! | `code` (required) | S, ICD-10-CM (`E11.9`, `E119`) or a SNOMED CT concept id (`44054006`, check digit verified) | `code.coding[0]` |
 //! | `codeSystem` | S, `icd10cm` (default) or `snomed` | `code.coding[0].system` |
 //! | `display` | S | `code.coding[0].display` and `code.text` |
 //! | `patientId` (required) | S, the Patient's domain id | `subject` `Patient/<id>` |
@@ -14,7 +14,7 @@
 //! | `onset`, `abatement`, `recordedDate` | S date or RFC 3339 time with offset, or N epoch seconds | `onsetDateTime`, `abatementDateTime`, `recordedDate` |
 //!
 //! R4's invariants are enforced: no clinicalStatus when entered-in-error (con-5), an abatement
-//! only with an inactive, remission or resolved clinicalStatus (con-4), a clinicalStatus on a
+//! only with a clinicalStatus, inactive, remission or resolved (con-4), a clinicalStatus on a
 //! problem-list item that is not entered-in-error (con-3).
 
 use fhir_sdk::r4b::{
@@ -24,7 +24,7 @@ use fhir_sdk::r4b::{
 
 use crate::{
     ErrorKind, Image, Mapping, MappingError,
-    datatypes::{code_from_table, codeable_concept, coding, resolve_system, systems},
+    datatypes::{code_from_table, codeable_concept, coding, resolve_system, systems, validate_snomed_concept_id},
     dates, fhir_id, fhir_string,
 };
 
@@ -82,8 +82,31 @@ impl Mapping for ConditionMapping {
         if entered_in_error && clinical.is_some() {
             return Err(invariant("clinicalStatus", "must be absent when verificationStatus is entered-in-error"));
         }
-        if abatement.is_some() && !matches!(clinical_code, None | Some("inactive" | "remission" | "resolved")) {
-            return Err(invariant("clinicalStatus", "must be inactive, remission or resolved when abatement is set"));
+        // con-4: `abatement.empty() or clinicalStatus` is inactive, remission or resolved, so an
+        // abatement needs a clinicalStatus (and none is allowed when entered-in-error, con-5).
+        if abatement.is_some() {
+            match clinical_code {
+                Some("inactive" | "remission" | "resolved") => {}
+                Some(_) => {
+                    return Err(invariant(
+                        "clinicalStatus",
+                        "must be inactive, remission or resolved when abatement is set",
+                    ));
+                }
+                None if entered_in_error => {
+                    return Err(invariant(
+                        "abatement",
+                        "must be absent when verificationStatus is entered-in-error (which allows no clinicalStatus)",
+                    ));
+                }
+                None => {
+                    return Err(MappingError::new(
+                        "clinicalStatus",
+                        ErrorKind::MissingField,
+                        "required (inactive, remission or resolved) when abatement is set",
+                    ));
+                }
+            }
         }
         if category.is_some_and(|(code, _)| code == "problem-list-item") && !entered_in_error && clinical.is_none() {
             return Err(MappingError::new(
@@ -159,12 +182,7 @@ fn parse_code(code: &str, system: Option<&str>) -> Result<(&'static str, String)
             let code = if rest.is_empty() { category.to_owned() } else { format!("{category}.{rest}") };
             Ok((systems::ICD10CM, code))
         }
-        Some(systems::SNOMED) => {
-            if !(6..=18).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invariant("code", "not a SNOMED CT concept id (6 to 18 digits)"));
-            }
-            Ok((systems::SNOMED, code.to_owned()))
-        }
+        Some(systems::SNOMED) => Ok((systems::SNOMED, validate_snomed_concept_id(code, "code")?.to_owned())),
         _ => Err(invariant("codeSystem", "not icd10cm or snomed")),
     }
 }
@@ -229,12 +247,46 @@ mod tests {
         );
         assert_eq!(field(r#""clinicalStatus":{"S":"active"},"abatement":{"S":"2021"}"#), "clinicalStatus");
         assert_eq!(field(r#""category":{"S":"problem-list-item"}"#), "clinicalStatus");
-        assert_eq!(field(r#""onset":{"S":"2021-03"},"abatement":{"S":"2021-02-11"}"#), "abatement");
+        assert_eq!(
+            field(r#""onset":{"S":"2021-03"},"abatement":{"S":"2021-02-11"},"clinicalStatus":{"S":"resolved"}"#),
+            "abatement"
+        );
         assert_eq!(field(r#""clinicalStatus":{"S":"cured"}"#), "clinicalStatus");
         assert_eq!(field(r#""verificationStatus":{"S":"yes"}"#), "verificationStatus");
         assert_eq!(field(r#""category":{"S":"diagnosis"}"#), "category");
         assert!(
             map(&with(r#""category":{"S":"problem-list-item"},"verificationStatus":{"S":"entered-in-error"}"#)).is_ok()
         );
+    }
+
+    #[test]
+    fn regression_con4_an_abatement_needs_a_clinical_status() {
+        let error = map(&with(r#""abatement":{"S":"2021"}"#)).unwrap_err();
+        assert_eq!((error.field.as_str(), error.kind), ("clinicalStatus", ErrorKind::MissingField));
+        let error =
+            map(&with(r#""abatement":{"S":"2021"},"verificationStatus":{"S":"entered-in-error"}"#)).unwrap_err();
+        assert_eq!((error.field.as_str(), error.kind), ("abatement", ErrorKind::InvalidValue));
+        for status in ["inactive", "Remission", "resolved"] {
+            let condition = map(&with(&format!(r#""abatement":{{"S":"2021"}},"clinicalStatus":{{"S":"{status}"}}"#)));
+            assert_eq!(condition.unwrap()["abatementDateTime"], "2021", "{status}");
+        }
+        for status in ["active", "recurrence", "relapse"] {
+            let error = map(&with(&format!(r#""abatement":{{"S":"2021"}},"clinicalStatus":{{"S":"{status}"}}"#)));
+            assert_eq!(error.unwrap_err().kind, ErrorKind::InvalidValue, "{status}");
+        }
+    }
+
+    #[test]
+    fn regression_snomed_concept_ids_are_verified() {
+        let code = |code: &str| map(&with(&format!(r#""code":{{"S":"{code}"}},"codeSystem":{{"S":"snomed"}}"#)));
+        for valid in ["44054006", "73211009", "195967001", "900000000000207008", "999000011000000103"] {
+            assert_eq!(code(valid).unwrap()["code"]["coding"][0]["code"], valid);
+        }
+        // A wrong check digit, description ids (partition 01, right check digit), a leading zero, too short.
+        for wrong in ["44054007", "44054010", "195967017", "044054006", "12345"] {
+            let error = code(wrong).unwrap_err();
+            assert_eq!((error.field.as_str(), error.kind), ("code", ErrorKind::InvalidValue), "{wrong}");
+            assert!(!error.message.contains(wrong), "{error}");
+        }
     }
 }

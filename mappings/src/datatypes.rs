@@ -209,6 +209,43 @@ pub fn ucum_quantity(value: f64, unit: &str) -> Result<Quantity, MappingError> {
     Ok(Quantity::builder().value(value).unit(unit.clone()).system(systems::UCUM.to_owned()).code(unit).build()?)
 }
 
+/// A UCUM unit code, by UCUM's syntax (the units themselves are not looked up): printable
+/// US-ASCII without spaces (so not `°C`, `µg` or `beats per minute`: UCUM writes `Cel`, `ug`,
+/// `/min`), annotations `{…}` closed and not nested, `[…]` closed and not nested, parentheses
+/// balanced.
+pub fn validate_ucum<'u>(unit: &'u str, field: &str) -> Result<&'u str, MappingError> {
+    let invalid =
+        |rule: &str| Err(MappingError::new(field, ErrorKind::InvalidValue, format!("not a UCUM code ({rule})")));
+    if !unit.bytes().all(|b| b.is_ascii_graphic()) {
+        return invalid("printable US-ASCII characters only, no spaces");
+    }
+    let (mut annotation, mut bracket, mut parentheses) = (false, false, 0_usize);
+    for byte in unit.bytes() {
+        match (byte, annotation, bracket) {
+            (b'}', true, _) => annotation = false,
+            (b'{', true, _) | (b'}', false, _) => return invalid("an unbalanced or nested {annotation}"),
+            (_, true, _) => {}
+            (b'{', false, false) => annotation = true,
+            (b']', false, true) => bracket = false,
+            (b'[' | b'{', false, true) | (b']', false, false) => return invalid("an unbalanced or nested [bracket]"),
+            (_, false, true) => {}
+            (b'[', false, false) => bracket = true,
+            (b'(', false, false) => parentheses += 1,
+            (b')', false, false) => match parentheses.checked_sub(1) {
+                Some(depth) => parentheses = depth,
+                None => return invalid("unbalanced parentheses"),
+            },
+            _ => {}
+        }
+    }
+    match (annotation, bracket, parentheses) {
+        (true, _, _) => invalid("an unbalanced or nested {annotation}"),
+        (_, true, _) => invalid("an unbalanced or nested [bracket]"),
+        (_, _, 1..) => invalid("unbalanced parentheses"),
+        _ => Ok(unit),
+    }
+}
+
 impl Image<'_> {
     /// Reads an `N` attribute (or a decimal number written as `S`) as a finite number.
     pub fn number(&self, name: &str, path: &str) -> Result<Option<f64>, MappingError> {
@@ -301,6 +338,67 @@ pub fn validate_npi<'v>(npi: &'v str, field: &str) -> Result<&'v str, MappingErr
     }
 }
 
+/// A SNOMED CT concept id (SCTID): 6 to 18 digits without a leading zero, whose partition
+/// identifier (the second and third digits from the right) is `00` (a concept of the
+/// International Edition) or `10` (a concept of an extension), and whose last digit is the
+/// Verhoeff check digit.
+pub fn validate_snomed_concept_id<'c>(code: &'c str, field: &str) -> Result<&'c str, MappingError> {
+    let bytes = code.as_bytes();
+    let well_formed = (6..=18).contains(&bytes.len()) && bytes[0] != b'0' && bytes.iter().all(u8::is_ascii_digit);
+    if !well_formed {
+        return Err(MappingError::new(
+            field,
+            ErrorKind::InvalidValue,
+            "not a SNOMED CT concept id (6 to 18 digits without a leading zero)",
+        ));
+    }
+    if !matches!(&bytes[bytes.len() - 3..bytes.len() - 1], b"00" | b"10") {
+        return Err(MappingError::new(
+            field,
+            ErrorKind::InvalidValue,
+            "not a SNOMED CT concept id (its partition identifier is not 00 or 10)",
+        ));
+    }
+    if !verhoeff_valid(bytes) {
+        return Err(MappingError::new(
+            field,
+            ErrorKind::InvalidValue,
+            "not a SNOMED CT concept id: the check digit does not match (Verhoeff)",
+        ));
+    }
+    Ok(code)
+}
+
+/// True when the ASCII digits `digits` end with their Verhoeff check digit.
+fn verhoeff_valid(digits: &[u8]) -> bool {
+    const MULTIPLICATION: [[u8; 10]; 10] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+        [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+        [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+        [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+        [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+        [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+        [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+    ];
+    const PERMUTATION: [[u8; 10]; 8] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+    ];
+    let check = digits.iter().rev().enumerate().fold(0_u8, |check, (position, digit)| {
+        MULTIPLICATION[usize::from(check)][usize::from(PERMUTATION[position % 8][usize::from(digit - b'0')])]
+    });
+    check == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +474,31 @@ mod tests {
             serde_json::to_value(image.reference("patientId", "Patient").unwrap()).unwrap(),
             json!({"reference":"Patient/pat-1"})
         );
+    }
+
+    #[test]
+    fn snomed_concept_id_check_digit_and_partition() {
+        for valid in ["44054006", "260385009", "185349003", "419772000", "138875005", "999000011000000103"] {
+            assert!(validate_snomed_concept_id(valid, "code").is_ok(), "{valid}");
+        }
+        // Every other last digit of a valid id fails (Verhoeff catches every single-digit error).
+        for (index, last) in (b'0'..=b'9').enumerate() {
+            let id = format!("4405400{}", last as char);
+            assert_eq!(validate_snomed_concept_id(&id, "code").is_ok(), index == 6, "{id}");
+        }
+        // Two swapped neighbours fail too; partition 01 (a description id) and 02 (a relationship id) fail.
+        for invalid in ["44045006", "44054010", "123450200", "4405406", "100022", "0044054006", "4405400x", ""] {
+            assert_eq!(validate_snomed_concept_id(invalid, "code").unwrap_err().field, "code", "{invalid}");
+        }
+    }
+
+    #[test]
+    fn ucum_syntax() {
+        for valid in ["/min", "mm[Hg]", "[in_i]", "{score}", "10*3/uL", "mL/(min.{1.73_m2})", "%"] {
+            assert!(validate_ucum(valid, "unit").is_ok(), "{valid}");
+        }
+        for invalid in ["°C", "beats per minute", "m\tg", "{x", "x}", "[x", "x]", "([x)]", "(x", "x)", "{[x}]"] {
+            assert_eq!(validate_ucum(invalid, "unit").unwrap_err().field, "unit", "{invalid}");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! FHIR `date` and `dateTime` from domain attributes, normalised to FHIR's formats.
 //!
 //! Accepted domain forms: `YYYY`, `YYYY-MM`, `YYYY-MM-DD`, `MM-DD-YYYY` (US order) and, for
-//! `dateTime` only, RFC 3339 times with a UTC offset (`2026-03-01T09:30:00Z`,
-//! `2026-03-01T09:30:00.250+01:00`) or whole epoch seconds as a DynamoDB number. A time without
+//! `dateTime` only, RFC 3339 times with a UTC offset from -14:00 to +14:00, as FHIR allows
+//! (`2026-03-01T09:30:00Z`, `2026-03-01T09:30:00.250+01:00`) or whole epoch seconds as a DynamoDB number. A time without
 //! an offset is rejected: FHIR requires one, and guessing the zone would shift the instant.
 
 use fhir_sdk::{Date, DateTime, Instant, time};
@@ -85,6 +85,10 @@ fn instant_in_range(instant: time::OffsetDateTime, field: &str) -> Result<DateTi
     // FHIR dateTimes have four-digit years; the serializer rejects others.
     if !(1000..=9999).contains(&instant.year()) {
         return Err(invalid(field, DATE_TIME_FORMATS));
+    }
+    // FHIR's dateTime allows UTC offsets from -14:00 to +14:00 (RFC 3339 up to ±23:59).
+    if instant.offset().whole_minutes().unsigned_abs() > 14 * 60 {
+        return Err(MappingError::new(field, ErrorKind::InvalidDate, "a UTC offset is between -14:00 and +14:00"));
     }
     Ok(DateTime::DateTime(Instant(instant)))
 }
@@ -202,5 +206,16 @@ mod tests {
         assert!(is_after(&at("2027"), &at("2026-12-31")));
         assert!(is_after(&at("2026-03-02T00:30:00+00:00"), &at("2026-03-01")));
         assert!(!is_after(&at("2026-03-01"), &at("2026-03-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn regression_offsets_beyond_fourteen_hours_are_rejected() {
+        for valid in ["2026-03-01T09:30:00+14:00", "2026-03-01T09:30:00-12:00", "2026-03-01T09:30:00-14:00"] {
+            assert_eq!(json(&parse_date_time(valid, "f").unwrap()), valid);
+        }
+        for invalid in ["2026-03-01T09:30:00+14:01", "2026-03-01T09:30:00-15:00", "2026-03-01T09:30:00+23:59"] {
+            let error = parse_date_time(invalid, "start").unwrap_err();
+            assert_eq!((error.field.as_str(), error.kind), ("start", ErrorKind::InvalidDate), "{invalid}");
+        }
     }
 }

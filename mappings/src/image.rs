@@ -159,9 +159,11 @@ impl<'a> Image<'a> {
     }
 }
 
+/// The value trimmed, `None` when blank: empty, or only white space and byte order marks (a
+/// BOM is not white space to Rust but FHIR strings drop it, so a BOM-only value is blank too).
 fn non_blank(value: &str) -> Option<&str> {
     let trimmed = value.trim();
-    (!trimmed.is_empty()).then_some(trimmed)
+    (!trimmed.chars().all(|c| c.is_whitespace() || c == '\u{feff}')).then_some(trimmed)
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Image<'a> {
@@ -389,5 +391,22 @@ mod tests {
         let image = Image::from_json(r#"{"a":{"S":"x"},"b":{"N":"7"}}"#).unwrap();
         let row: Row = serde_dynamo::from_item(image.to_item()).unwrap();
         assert_eq!((row.a.as_str(), row.b), ("x", 7));
+    }
+
+    #[test]
+    fn regression_bom_only_strings_are_blank() {
+        let image = Image::from_json(
+            r#"{"a":{"S":"\ufeff"},"b":{"S":" \ufeff\u00a0\ufeff "},"c":{"N":"\ufeff"},"d":{"S":"\ufeffx"}}"#,
+        )
+        .unwrap();
+        assert_eq!(image.string("a", "a").unwrap(), None);
+        assert_eq!(image.string("b", "b").unwrap(), None);
+        assert_eq!(image.string_or_number("c", "c").unwrap(), None);
+        assert_eq!(image.required_string("a", "a").unwrap_err().kind, crate::ErrorKind::MissingField);
+        assert_eq!(
+            image.string("d", "d").unwrap(),
+            Some("\u{feff}x"),
+            "a BOM next to text is kept (fhir_string drops it)"
+        );
     }
 }

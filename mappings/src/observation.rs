@@ -5,12 +5,12 @@
 //! | `id` (required) | S | `id` (kept when a valid FHIR id, else UUIDv5) |
 //! | `status` (required) | S, an ObservationStatus code (`final`, `preliminary`…), any case | `status` |
 //! | `category` | S, an observation-category code (`vital-signs`, `laboratory`…) | `category[0]` |
-//! | `code` (required) | S, a LOINC code (`8867-4`) | `code` (system `http://loinc.org`) |
+//! | `code` (required) | S, a LOINC code (`8867-4`), its mod 10 check digit verified | `code` (system `http://loinc.org`) |
 //! | `display` | S | `code.coding[0].display` and `code.text` |
 //! | `patientId` (required) | S, the Patient's domain id | `subject` `Patient/<id>` |
 //! | `encounterId` | S, the Encounter's domain id | `encounter` `Encounter/<id>` |
 //! | `effective` | S date or RFC 3339 time with offset, or N epoch seconds | `effectiveDateTime` |
-//! | `value` + `unit` | N (or S decimal) + S UCUM code | `valueQuantity` (system `http://unitsofmeasure.org`) |
+//! | `value` + `unit` | N (or S decimal) + S UCUM code (its syntax checked) | `valueQuantity` (system `http://unitsofmeasure.org`) |
 //! | `valueCode` | M {`code` (required), `system` (default SNOMED CT), `display`} | `valueCodeableConcept` |
 //!
 //! At most one of `value` and `valueCode`; `unit` is required with `value`.
@@ -23,7 +23,7 @@ use fhir_sdk::r4b::{
 
 use crate::{
     ErrorKind, Image, Mapping, MappingError,
-    datatypes::{code_from_table, codeable_concept, coding, fhir_code, systems, ucum_quantity},
+    datatypes::{code_from_table, codeable_concept, coding, fhir_code, systems, ucum_quantity, validate_ucum},
     fhir_id, fhir_string,
 };
 
@@ -100,10 +100,7 @@ fn map_value(image: &Image<'_>) -> Result<Option<ObservationValue>, MappingError
             "an observation has one value: give either value (with unit) or valueCode",
         )),
         (Some(quantity), None) => {
-            let unit = unit.ok_or_else(|| MappingError::missing("unit"))?;
-            if unit.contains(char::is_whitespace) {
-                return Err(MappingError::new("unit", ErrorKind::InvalidValue, "a UCUM code has no spaces"));
-            }
+            let unit = validate_ucum(unit.ok_or_else(|| MappingError::missing("unit"))?, "unit")?;
             Ok(Some(ObservationValue::Quantity(ucum_quantity(quantity, unit)?)))
         }
         (None, Some(concept)) => Ok(Some(ObservationValue::CodeableConcept(concept))),
@@ -111,19 +108,45 @@ fn map_value(image: &Image<'_>) -> Result<Option<ObservationValue>, MappingError
     }
 }
 
-/// A LOINC code: 1 to 7 digits, a hyphen, a check digit.
+/// A LOINC code: 1 to 7 digits without a leading zero, a hyphen, and the check digit of LOINC's
+/// mod 10 algorithm (Luhn over the digits before the hyphen: from the right, every other digit
+/// doubled starting with the last one; the check digit brings the sum to a multiple of 10).
 fn validate_loinc(code: &str) -> Result<&str, MappingError> {
-    let well_formed = code.split_once('-').is_some_and(|(number, check)| {
+    let Some((number, check)) = code.split_once('-').filter(|(number, check)| {
         (1..=7).contains(&number.len())
+            && !number.starts_with('0')
             && number.bytes().all(|b| b.is_ascii_digit())
             && check.len() == 1
             && check.bytes().all(|b| b.is_ascii_digit())
-    });
-    if well_formed {
-        Ok(code)
-    } else {
-        Err(MappingError::new("code", ErrorKind::InvalidValue, "not a LOINC code (digits, a hyphen, a check digit)"))
+    }) else {
+        return Err(MappingError::new(
+            "code",
+            ErrorKind::InvalidValue,
+            "not a LOINC code (1 to 7 digits without a leading zero, a hyphen, a check digit)",
+        ));
+    };
+    if loinc_check_digit(number) != u32::from(check.as_bytes()[0] - b'0') {
+        return Err(MappingError::new(
+            "code",
+            ErrorKind::InvalidValue,
+            "not a LOINC code: the check digit does not match (LOINC mod 10)",
+        ));
     }
+    Ok(code)
+}
+
+/// LOINC's mod 10 check digit of the ASCII digits `number` (the part before the hyphen).
+fn loinc_check_digit(number: &str) -> u32 {
+    let sum: u32 = number
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(position, digit)| {
+            let digit = u32::from(digit - b'0');
+            if position % 2 == 0 { (digit * 2) / 10 + (digit * 2) % 10 } else { digit }
+        })
+        .sum();
+    (10 - sum % 10) % 10
 }
 
 #[cfg(test)]
@@ -191,5 +214,50 @@ mod tests {
             map(&with(r##""encounterId":{"S":"ENC#1"},"effective":{"S":"2026-03-01T08:00:00Z"}"##)).unwrap();
         assert_eq!(observation["encounter"]["reference"], crate::id::reference("Encounter", "ENC#1"));
         assert_eq!(observation["effectiveDateTime"], "2026-03-01T08:00:00Z");
+    }
+
+    #[test]
+    fn regression_loinc_check_digit_is_verified() {
+        let code = |code: &str| map(&with(&format!(r#""code":{{"S":"{code}"}}"#)));
+        for valid in ["8867-4", "2339-0", "718-7", "4548-4", "1-8", "94500-6", "72166-2", "8310-5"] {
+            assert_eq!(code(valid).unwrap()["code"]["coding"][0]["code"], valid);
+        }
+        for wrong in ["8867-5", "2339-1", "718-8", "4548-0", "0718-7", "08867-4"] {
+            let error = code(wrong).unwrap_err();
+            assert_eq!((error.field.as_str(), error.kind), ("code", ErrorKind::InvalidValue), "{wrong}");
+            let number = wrong.split('-').next().unwrap().trim_start_matches('0');
+            assert!(!error.to_string().contains(number), "{error}");
+        }
+        // Exactly one check digit fits each number.
+        for number in ["8867", "2339", "718", "4548", "1", "94500", "72166", "1234567", "9999999"] {
+            let valid: Vec<u32> =
+                (0..10).filter(|digit| validate_loinc(&format!("{number}-{digit}")).is_ok()).collect();
+            assert_eq!(valid.len(), 1, "{number}: {valid:?}");
+        }
+    }
+
+    #[test]
+    fn regression_units_are_checked_against_ucum_syntax() {
+        let unit = |unit: &str| map(&with(&format!(r#""value":{{"N":"1"}},"unit":{{"S":"{unit}"}}"#)));
+        for valid in ["/min", "mg/dL", "Cel", "mm[Hg]", "10*3/uL", "{beats}/min", "%", "kg/m2", "mL/(min.{1.73_m2})"] {
+            assert_eq!(unit(valid).unwrap()["valueQuantity"]["code"], valid);
+        }
+        for wrong in [
+            "°C",
+            "µg",
+            "beats per minute",
+            "mm[Hg",
+            "mmHg]",
+            "{score",
+            "score}",
+            "{a{b}}",
+            "[a[b]]",
+            "(mL/min",
+            "mL)/min",
+        ] {
+            let error = unit(wrong).unwrap_err();
+            assert_eq!((error.field.as_str(), error.kind), ("unit", ErrorKind::InvalidValue), "{wrong}");
+            assert!(!error.message.contains(wrong), "{error}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! | `id` (required) | S | `id` (kept when a valid FHIR id, else UUIDv5) |
 //! | `name` (required) | S | `name` |
 //! | `npi` | S or N, 10 digits with a valid check digit | `identifier` (system `http://hl7.org/fhir/sid/us-npi`) |
-//! | `taxId` | S, US EIN `NN-NNNNNNN` or 9 digits | `identifier` (type `TAX`, system `urn:oid:2.16.840.1.113883.4.4`) |
+//! | `taxId` | S or N, US EIN `NN-NNNNNNN` or 9 digits (the format: an EIN has no check digit) | `identifier` (type `TAX`, system `urn:oid:2.16.840.1.113883.4.4`) |
 //! | `type` | S, an organization-type code (`prov`, `dept`, `ins`…) | `type[0]` |
 //! | `phone`, `email` | S | `telecom` (use `work`) |
 //! | `address` | M, as Patient | `address[0]` (use `work`) |
