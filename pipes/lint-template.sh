@@ -2,15 +2,25 @@
 # Lints every CloudFormation/SAM template in pipes/ (*.yaml, *.yml) with cfn-lint.
 # Fails on any error or warning; informational findings are allowed.
 #
-#   pipes/lint-template.sh            # cfn-lint must be on PATH
-#   pipes/lint-template.sh --install  # first pip-installs cfn-lint==$CFN_LINT_VERSION
+#   pipes/lint-template.sh            # cfn-lint from $CFN_LINT, else from PATH
+#   pipes/lint-template.sh --install  # first installs cfn-lint==$CFN_LINT_VERSION (default: the
+#                                     # one of tests/requirements.txt) into a virtualenv
+#                                     # (~/.cache/fhir-pipes/cfn-lint-venv) and uses it
+# The tests run it with CFN_LINT set to the cfn-lint they installed (tests/src/tools.rs).
 set -euo pipefail
 
-CFN_LINT_VERSION="${CFN_LINT_VERSION:-1.58.0}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+requirements="$here/../tests/requirements.txt"
+CFN_LINT_VERSION="${CFN_LINT_VERSION:-$(sed -n 's/^cfn-lint==//p' "$requirements")}"
+cfn_lint="${CFN_LINT:-cfn-lint}"
 
 if [[ "${1:-}" == "--install" ]]; then
-  python3 -m pip install --quiet "cfn-lint==${CFN_LINT_VERSION}"
+  venv="${XDG_CACHE_HOME:-$HOME/.cache}/fhir-pipes/cfn-lint-venv"
+  if [[ "$("$venv/bin/cfn-lint" --version 2>/dev/null)" != "cfn-lint $CFN_LINT_VERSION" ]]; then
+    python3 -m venv --clear "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
+  fi
+  cfn_lint="$venv/bin/cfn-lint"
   shift
 fi
 if [[ $# -ne 0 ]]; then
@@ -18,8 +28,8 @@ if [[ $# -ne 0 ]]; then
   exit 64
 fi
 
-if ! command -v cfn-lint >/dev/null 2>&1; then
-  echo "cfn-lint not found: pip install cfn-lint==${CFN_LINT_VERSION} (or run $0 --install)" >&2
+if ! command -v "$cfn_lint" >/dev/null 2>&1; then
+  echo "cfn-lint not found: pip install cfn-lint==$CFN_LINT_VERSION (or run $0 --install)" >&2
   exit 127
 fi
 
@@ -30,13 +40,13 @@ if [[ ${#templates[@]} -eq 0 ]]; then
   exit 1
 fi
 
-echo "$(cfn-lint --version) on ${#templates[@]} template(s):"
+echo "$("$cfn_lint" --version) on ${#templates[@]} template(s):"
 printf '  %s\n' "${templates[@]#"$here"/}"
 
 # cfn-lint's exit code is a bit mask: 2 = error, 4 = warning, 8 = informational,
 # 1 = it could not run (bad arguments, unreadable template).
 rc=0
-cfn-lint -- "${templates[@]}" || rc=$?
+"$cfn_lint" -- "${templates[@]}" || rc=$?
 if (( rc & ~8 )); then
   echo "cfn-lint failed (exit code $rc)" >&2
   exit 1

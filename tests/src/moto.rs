@@ -1,7 +1,8 @@
-//! A moto server (PyPI `moto[server]`, pinned in `tests/requirements.txt`) started by the test that
-//! needs it, on a free 127.0.0.1 port, and SDK clients pointed at it. One server emulates every
-//! AWS service the tests use (DynamoDB and its streams, CloudWatch Logs, EventBridge, SQS); its
-//! state lives in memory, so a restart forgets every table, log group, bus and queue.
+//! A moto server (PyPI `moto[server]`, pinned in `tests/requirements.txt` and installed at first
+//! use by [`crate::tools`]) started by the test that needs it, on a free 127.0.0.1 port, and SDK
+//! clients pointed at it. One server emulates every AWS service the tests use (DynamoDB and its
+//! streams, CloudWatch Logs, EventBridge, SQS); its state lives in memory, so a restart forgets
+//! every table, log group, bus and queue.
 
 use std::{
     fs::File,
@@ -17,9 +18,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 /// The region every test client uses.
 pub const REGION: &str = "us-east-1";
 
-/// What to do when moto cannot be started.
-const INSTALL_HINT: &str = "moto server not installed: pip install -r tests/requirements.txt";
-
 /// How long a starting server may take to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -32,8 +30,8 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// Starts a server on a free 127.0.0.1 port and waits until it answers. Panics when moto is
-    /// not installed or does not come up: a test that needs it never skips.
+    /// Starts a server on a free 127.0.0.1 port and waits until it answers. Panics when moto
+    /// cannot be installed or does not come up: a test that needs it never skips.
     pub fn start() -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("fhir-pipes-moto-{port}.log"));
@@ -74,13 +72,14 @@ impl MotoServer {
 
     fn spawn(&mut self) {
         let log = File::create(&self.log).unwrap_or_else(|e| panic!("cannot create {}: {e}", self.log.display()));
-        let child = Command::new("python3")
+        let python = crate::tools::python("moto server");
+        let child = Command::new(&python)
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log file handle"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("{INSTALL_HINT} (cannot run python3: {e})"));
+            .unwrap_or_else(|e| panic!("moto server: cannot run {}: {e}", python.display()));
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -88,7 +87,7 @@ impl MotoServer {
                 let status = status.expect("wait for moto server");
                 let output = std::fs::read_to_string(&self.log).unwrap_or_default();
                 self.child = None;
-                panic!("{INSTALL_HINT} (python3 -m moto.server exited with {status}):\n{output}");
+                panic!("moto server: `{} -m moto.server` exited with {status}:\n{output}", python.display());
             }
             if answers(self.port) {
                 return;
