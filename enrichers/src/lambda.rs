@@ -12,6 +12,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use tracing::{Instrument, error, info_span};
 
+use fhir_pipes_core::logging::init_lambda_logging;
 use fhir_pipes_mappings::{EncounterMapping, Mapping, PatientMapping};
 
 use crate::{
@@ -30,8 +31,6 @@ pub const ENV_MRN_SYSTEM: &str = "FHIR_PIPES_MRN_SYSTEM";
 /// Environment variable of the practitioners' table the Encounter Lambda looks participants up in
 /// (their names become `participant.individual.display`); unset, no lookup is made.
 pub const ENV_PRACTITIONER_TABLE: &str = "FHIR_PIPES_PRACTITIONER_TABLE";
-/// Environment variable of the log filter (`info` by default; `debug` adds a line per record).
-pub const ENV_LOG: &str = "RUST_LOG";
 
 /// Reads the enrichment settings for `resource_type` through `var` (the environment, or a
 /// map in tests). Unset variables keep their defaults; invalid ones are errors.
@@ -70,42 +69,6 @@ fn parse_bool(value: &str) -> Option<bool> {
         "false" | "0" | "no" => Some(false),
         _ => None,
     }
-}
-
-/// The log filter of the Lambdas: `rust_log` (`RUST_LOG`; `info` when unset or invalid), with
-/// the AWS SDK and SigV4 signing capped at `debug` whatever it says: at `trace` the SDK logs
-/// response bodies, which hold looked-up records, and the signer logs request URIs, which hold
-/// resource ids (PHI).
-pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
-    log_filter_or(rust_log, "info")
-}
-
-/// [`log_filter`] with another default level (the CLI's is `warn`; its stream source and targets
-/// carry records through the SDK too).
-pub fn log_filter_or(rust_log: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
-    use tracing_subscriber::filter::LevelFilter;
-    let filter = rust_log
-        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    // A directive sets its target's level, so the cap must not raise it: at most `debug`, and at
-    // most the filter's most verbose level (`info` stays `info`).
-    let cap = filter.max_level_hint().unwrap_or(LevelFilter::TRACE).min(LevelFilter::DEBUG);
-    ["aws_smithy", "aws_sdk", "aws_config", "aws_sigv4"].into_iter().fold(filter, |filter, target| {
-        filter.add_directive(format!("{target}={cap}").parse().expect("a valid directive"))
-    })
-}
-
-/// Installs JSON logging to stdout (CloudWatch Logs) filtered by [`log_filter`] of `RUST_LOG`.
-pub fn init_logging() {
-    let filter = log_filter(std::env::var(ENV_LOG).ok().as_deref());
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .without_time()
-        .init();
 }
 
 /// The Lambda handler: enriches the batch Pipes sent, logs counts and prints one EMF line.
@@ -159,7 +122,7 @@ impl From<EnrichError> for Diagnostic {
 /// The whole `main` of a resource's Lambda: logging, settings from the environment, then
 /// [`run`]. Mappings with settings of their own read them before (see `patient-enricher`).
 pub async fn serve<M: Mapping>(mapping: M) -> Result<(), lambda_runtime::Error> {
-    init_logging();
+    init_lambda_logging();
     let config = config_from_env(M::RESOURCE_TYPE, |name| std::env::var(name).ok())?;
     run(Enricher::new(mapping, config)).await
 }
@@ -167,7 +130,7 @@ pub async fn serve<M: Mapping>(mapping: M) -> Result<(), lambda_runtime::Error> 
 /// Like [`serve`] for a mapping that may declare lookups: when it does (as configured), a
 /// DynamoDB client of the Lambda's role fetches them (`BatchGetItem`, batched per invocation).
 pub async fn serve_with_lookups<M: Mapping>(mapping: M) -> Result<(), lambda_runtime::Error> {
-    init_logging();
+    init_lambda_logging();
     let config = config_from_env(M::RESOURCE_TYPE, |name| std::env::var(name).ok())?;
     let enricher = Enricher::new(mapping, config);
     if !enricher.mapping().uses_lookups() {
@@ -210,28 +173,6 @@ mod tests {
         );
         assert!(config_from_env("Patient", env(&[(ENV_ERROR_POLICY, "drop")])).unwrap_err().contains("drop"));
         assert!(config_from_env("Patient", env(&[(ENV_SKIP_UNCHANGED, "maybe")])).is_err());
-    }
-
-    /// Regression: the SDK cap was a directive `aws_config=debug`, which *raised* the SDK to
-    /// `debug` under the default `info` (and the CLI's `warn`), flooding the logs.
-    #[test]
-    fn log_filter_caps_never_raise_the_sdk_above_the_filters_own_level() {
-        use tracing::Level;
-        use tracing_subscriber::layer::SubscriberExt;
-        let enabled = |rust_log: Option<&str>, default: &str| {
-            let subscriber = tracing_subscriber::registry().with(log_filter_or(rust_log, default));
-            tracing::subscriber::with_default(subscriber, || {
-                [
-                    tracing::enabled!(target: "aws_config::loader", Level::INFO),
-                    tracing::enabled!(target: "aws_config::loader", Level::DEBUG),
-                    tracing::enabled!(target: "aws_smithy_runtime::client", Level::TRACE),
-                    tracing::enabled!(target: "aws_sigv4::http_request", Level::TRACE),
-                ]
-            })
-        };
-        assert_eq!(enabled(None, "info"), [true, false, false, false]);
-        assert_eq!(enabled(None, "warn"), [false, false, false, false]);
-        assert_eq!(enabled(Some("trace"), "info"), [true, true, false, false], "trace is capped at debug");
     }
 
     fn event(json: &str) -> LambdaEvent<Box<RawValue>> {

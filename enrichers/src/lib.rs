@@ -3,7 +3,6 @@
 //! 6 MB size guard, PHI-free logging and EMF metrics. Generic over
 //! [`fhir_pipes_mappings::Mapping`]; each resource's Lambda binary is a few lines over it.
 
-pub mod backoff;
 pub mod config;
 pub mod dynamodb_lookup;
 pub mod enrich;
@@ -16,11 +15,11 @@ pub mod record;
 pub mod resources;
 pub mod sample;
 
-pub use backoff::Backoff;
 pub use config::{EnrichConfig, ErrorPolicy, MAX_RESPONSE_BYTES};
 pub use enrich::{Enriched, Enricher};
 pub use envelope::VERSION as ENVELOPE_VERSION;
 pub use error::{EnrichError, RecordError};
+pub use fhir_pipes_core::Backoff;
 pub use lookup::{Fetched, Fetcher, LookupClient, LookupConfig, LookupError};
 pub use metrics::Counts;
 pub use resources::{BatchEnricher, RESOURCES, Resource};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use fhir_pipes_enrichers::Backoff;
+use fhir_pipes_core::Backoff;
 use serde::Deserialize;
 
 use crate::{client::FhirStoreClient, signer::Signer, writer::HealthLakeWriter};

@@ -132,7 +132,7 @@ fn log_summary(report: &WriteReport, elapsed: Duration) {
 /// The whole `main` of the `healthlake-target` Lambda: logging, settings from the environment,
 /// the standard credential chain, then the handler until the runtime stops it.
 pub async fn serve() -> Result<(), lambda_runtime::Error> {
-    fhir_pipes_enrichers::lambda::init_logging();
+    fhir_pipes_core::logging::init_lambda_logging();
     let writer = HealthLakeConfig::from_env(|name| std::env::var(name).ok())?.build().await?;
     let writer = &writer;
     lambda_runtime::run(service_fn(move |event| handle(writer, event))).await

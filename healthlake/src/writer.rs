@@ -8,7 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use fhir_pipes_enrichers::Backoff;
+use fhir_pipes_core::Backoff;
 use futures_util::{StreamExt, stream};
 use http::StatusCode;
 use serde_json::value::RawValue;

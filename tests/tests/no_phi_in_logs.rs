@@ -2,78 +2,7 @@
 //! span events) and no name, birth date, address, phone, email, MRN or record id of the
 //! fixtures may appear in the output. eventIDs and counts must.
 
-use fhir_pipes_e2e::{CapturedLogs, enrich_case, fixture_cases, parse};
-use serde_json::Value;
-
-/// Attributes whose values are patient data or identifiers (of every shipped resource's table).
-const PHI_ATTRIBUTES: &[&str] = &[
-    "id",
-    "firstName",
-    "middleName",
-    "lastName",
-    "birthDate",
-    "phone",
-    "email",
-    "mrn",
-    "address",
-    "npi",
-    "taxId",
-    "name",
-    "patientId",
-    "practitionerId",
-    "organizationId",
-    "encounterId",
-    "issuerId",
-    "partOfId",
-    "qualifications",
-    "start",
-    "end",
-    "effective",
-    "onset",
-    "abatement",
-    "recordedDate",
-];
-
-fn collect_strings(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
-        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
-        _ => {}
-    }
-}
-
-/// PHI values of one record's images, with the forms the mapping may turn them into.
-fn phi_values(record: &Value) -> Vec<String> {
-    let mut values = Vec::new();
-    for image in ["NewImage", "OldImage", "Keys"] {
-        let Some(image) = record["dynamodb"][image].as_object() else { continue };
-        for attribute in PHI_ATTRIBUTES {
-            if let Some(value) = image.get(*attribute) {
-                collect_strings(value, &mut values);
-            }
-        }
-    }
-    let mut derived = Vec::new();
-    for value in &values {
-        derived.push(value.trim().to_owned());
-        // MM-DD-YYYY birth dates are logged nowhere in their normalised form either.
-        if let [m1, m2, b'-', d1, d2, b'-', y @ ..] = value.as_bytes() {
-            derived.push(format!(
-                "{}-{}{}-{}{}",
-                String::from_utf8_lossy(y),
-                *m1 as char,
-                *m2 as char,
-                *d1 as char,
-                *d2 as char
-            ));
-        }
-    }
-    values.extend(derived);
-    // Short values ("S", "M", "1") are type tags or noise, not identifying.
-    values.retain(|v| v.chars().count() >= 5);
-    values
-}
+use fhir_pipes_e2e::{CapturedLogs, enrich_case, fixture_cases, parse, phi::phi_values};
 
 #[test]
 fn no_fixture_phi_appears_in_trace_logs() {

@@ -93,6 +93,8 @@ pub struct LocalLambda {
     invocations: mpsc::Sender<Invocation>,
     child: Option<Child>,
     next_request: u64,
+    /// Where the binary's stdout and stderr go; `None`: stdout discarded, stderr inherited.
+    log_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for LocalLambda {
@@ -110,6 +112,18 @@ impl LocalLambda {
         function_name: &str,
         environment: BTreeMap<String, String>,
         timeout: Duration,
+    ) -> Result<Self, LambdaApiError> {
+        Self::start_logging_to(binary, function_name, environment, timeout, None).await
+    }
+
+    /// [`LocalLambda::start`], with the binary's stdout and stderr (its logs, as CloudWatch
+    /// would get them) appended to `log_file` when given.
+    pub async fn start_logging_to(
+        binary: &Path,
+        function_name: &str,
+        environment: BTreeMap<String, String>,
+        timeout: Duration,
+        log_file: Option<&Path>,
     ) -> Result<Self, LambdaApiError> {
         let listener = TcpListener::bind("127.0.0.1:0").await.map_err(LambdaApiError::Listen)?;
         let address = listener.local_addr().map_err(LambdaApiError::Listen)?.to_string();
@@ -146,6 +160,7 @@ impl LocalLambda {
             invocations,
             child: None,
             next_request: 0,
+            log_file: log_file.map(Path::to_owned),
         };
         lambda.spawn()?;
         Ok(lambda)
@@ -168,10 +183,21 @@ impl LocalLambda {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.function_name))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            // Its JSON logs and EMF lines are for CloudWatch; locally they would mix with events.
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        match &self.log_file {
+            Some(path) => {
+                let spawn_error = |source| LambdaApiError::Spawn {
+                    binary: format!("{} (log {})", self.binary.display(), path.display()),
+                    source,
+                };
+                let log = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(spawn_error)?;
+                command.stdout(log.try_clone().map_err(spawn_error)?).stderr(log);
+            }
+            // Its JSON logs and EMF lines are for CloudWatch; locally they would mix with events.
+            None => {
+                command.stdout(Stdio::null()).stderr(Stdio::inherit());
+            }
+        }
         let child = command
             .spawn()
             .map_err(|source| LambdaApiError::Spawn { binary: self.binary.display().to_string(), source })?;

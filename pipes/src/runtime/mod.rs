@@ -21,7 +21,7 @@ pub use checkpoint::{CheckpointError, Checkpoints};
 pub use config::{DEFAULT_DEAD_LETTER_FILE, LOCAL_LOG_STREAM, RunConfig, embedded_demo_input};
 pub use dead_letter::{DeadLetter, DeadLetterError, DeadLetterFile, Stage};
 pub use enrichment::{EnrichFailure, EnrichedBatch, Enrichment, EnrichmentError};
-pub use fhir_pipes_enrichers::Backoff;
+pub use fhir_pipes_core::Backoff;
 pub use lambda_api::{FunctionError, InvokeFailure, LambdaApiError, LocalLambda};
 pub use summary::Summary;
 
