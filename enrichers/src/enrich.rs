@@ -1,16 +1,18 @@
 //! The enrichment: a batch of stream records in, a JSON array of envelopes out.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 use tracing::{debug, info, warn};
 
+use fhir_pipes_core::envelope::{Details, ENVELOPE_VERSION, Entity, Envelope, ResourceRef};
 use fhir_pipes_mappings::Mapping;
 
 use crate::{
     config::{EnrichConfig, ErrorPolicy},
-    envelope::{Command, Envelope, Metadata, ResourceRef},
     error::{EnrichError, RecordError},
     lookup::{Fetched, Fetcher, LookupClient},
+    metadata::StreamMetadata,
     metrics::Counts,
     record::{self, EventName, ImageKind, StreamRecord},
 };
@@ -44,17 +46,10 @@ impl Enriched {
 /// What one record becomes.
 enum Outcome<R> {
     Put(R),
-    Delete(DeleteEntity<R>),
+    /// The old resource when it maps, its bare identity otherwise.
+    Delete(Entity<'static, R>),
     Unchanged,
     Failed(RecordError),
-}
-
-/// The entity of a DELETE: the old resource when it maps, its bare identity otherwise.
-#[derive(Serialize)]
-#[serde(untagged)]
-pub(crate) enum DeleteEntity<R> {
-    Full(R),
-    Bare(ResourceRef),
 }
 
 /// A mapping with its settings: turns batches into envelopes.
@@ -249,7 +244,7 @@ impl<M: Mapping> Enricher<M> {
                 if let Ok(Some(old_image)) = record.image(ImageKind::Old)
                     && let Ok(resource) = self.map_image(old_image, fetched)
                 {
-                    return Ok(Outcome::Delete(DeleteEntity::Full(resource)));
+                    return Ok(Outcome::Delete(Entity::Resource(resource)));
                 }
                 let keys = record.image(ImageKind::Keys)?.ok_or_else(|| {
                     RecordError::new(
@@ -262,13 +257,16 @@ impl<M: Mapping> Enricher<M> {
                     field: format!("{}.{}", ImageKind::Keys.field(), error.field).into(),
                     ..error.into()
                 })?;
-                Ok(Outcome::Delete(DeleteEntity::Bare(ResourceRef { resource_type: M::RESOURCE_TYPE, id })))
+                Ok(Outcome::Delete(Entity::Ref(ResourceRef {
+                    resource_type: Cow::Borrowed(M::RESOURCE_TYPE),
+                    id: Cow::Owned(id),
+                })))
             }
         }
     }
 
-    fn metadata<'r>(&self, record: &'r StreamRecord<'_>) -> Metadata<'r> {
-        Metadata {
+    fn metadata<'r>(&self, record: &'r StreamRecord<'_>) -> StreamMetadata<'r> {
+        StreamMetadata {
             resource_type: M::RESOURCE_TYPE,
             event_name: record.event_name_str(),
             sequence_number: record.sequence_number(),
@@ -314,6 +312,7 @@ impl<'a> Output<'a> {
             Err(error) => Outcome::Failed(error.clone()),
         };
         let metadata = parsed.as_ref().ok().map(|r| enricher.metadata(r));
+        let failure;
         let details = match outcome {
             Outcome::Unchanged => {
                 counts.skipped += 1;
@@ -323,12 +322,12 @@ impl<'a> Output<'a> {
             Outcome::Put(entity) => {
                 counts.puts += 1;
                 debug!(event_id, index, command = "PUT");
-                Command::Put { entity }
+                Details::Put { entity: Entity::Resource(entity) }
             }
             Outcome::Delete(entity) => {
                 counts.deletes += 1;
                 debug!(event_id, index, command = "DELETE");
-                Command::Delete { entity }
+                Details::Delete { entity }
             }
             Outcome::Failed(error) => {
                 counts.failed += 1;
@@ -345,18 +344,19 @@ impl<'a> Output<'a> {
                             .map_err(|error| EnrichError::NotABatch(describe_json_error(&error)))?,
                     ),
                 };
-                Command::Error { error, record: raws[index] }
+                failure = error;
+                Details::Error { error: failure.details(), record: raws[index] }
             }
         };
         let event_type = match details {
-            Command::Error { .. } => &enricher.failure_event_type,
+            Details::Error { .. } => &enricher.failure_event_type,
             _ => &enricher.change_event_type,
         };
         let envelope = Envelope {
-            version: crate::envelope::VERSION,
-            source: &enricher.config.source,
-            event_type,
-            correlation_id: event_id,
+            version: Cow::Borrowed(ENVELOPE_VERSION),
+            source: Cow::Borrowed(&enricher.config.source),
+            event_type: Cow::Borrowed(event_type),
+            correlation_id: event_id.map(Cow::Borrowed),
             details,
             metadata,
         };

@@ -4,6 +4,7 @@ use std::{borrow::Cow, fmt};
 
 use serde::Serialize;
 
+use fhir_pipes_core::envelope::ErrorDetails;
 use fhir_pipes_mappings::MappingError;
 
 /// Why one record could not become an event. Serialized as `details.error` of an error event.
@@ -23,6 +24,17 @@ impl RecordError {
     /// A record-level error.
     pub fn new(field: impl Into<Cow<'static, str>>, kind: &'static str, message: impl Into<String>) -> Self {
         Self { field: field.into(), kind, message: message.into() }
+    }
+}
+
+impl RecordError {
+    /// The error as an envelope's `details.error`, borrowing from it.
+    pub fn details(&self) -> ErrorDetails<'_> {
+        ErrorDetails {
+            field: Cow::Borrowed(&self.field),
+            kind: Cow::Borrowed(self.kind),
+            message: Cow::Borrowed(&self.message),
+        }
     }
 }
 

@@ -6,10 +6,10 @@
 pub mod config;
 pub mod dynamodb_lookup;
 pub mod enrich;
-mod envelope;
 pub mod error;
 pub mod lambda;
 pub mod lookup;
+mod metadata;
 pub mod metrics;
 pub mod record;
 pub mod resources;
@@ -17,7 +17,6 @@ pub mod sample;
 
 pub use config::{EnrichConfig, ErrorPolicy, MAX_RESPONSE_BYTES};
 pub use enrich::{Enriched, Enricher};
-pub use envelope::VERSION as ENVELOPE_VERSION;
 pub use error::{EnrichError, RecordError};
 pub use fhir_pipes_core::Backoff;
 pub use lookup::{Fetched, Fetcher, LookupClient, LookupConfig, LookupError};

@@ -5,7 +5,8 @@
 
 use std::{borrow::Cow, fmt};
 
-use serde::Deserialize;
+use fhir_pipes_core::envelope::{self, Details};
+use serde::{Deserialize, de::IgnoredAny};
 use serde_json::value::RawValue;
 
 /// A resource's identity in the store: `{resourceType}/{id}`.
@@ -55,31 +56,8 @@ pub struct TargetEvent<'a> {
     pub action: Result<Action<'a>, EventError>,
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(rename = "correlationId", default, borrow)]
-    correlation_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    details: Option<Details<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Details<'a> {
-    #[serde(borrow)]
-    command: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    entity: Option<&'a RawValue>,
-    #[serde(borrow)]
-    error: Option<ErrorDetails<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetails<'a> {
-    #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    field: Option<Cow<'a, str>>,
-}
+/// The envelope as the target reads it: the entity kept as raw JSON, the metadata skipped.
+type Envelope<'a> = fhir_pipes_core::Envelope<'a, &'a RawValue, IgnoredAny>;
 
 #[derive(Deserialize)]
 struct EntityProbe<'a> {
@@ -92,43 +70,26 @@ struct EntityProbe<'a> {
 impl<'a> TargetEvent<'a> {
     /// Reads one envelope.
     pub fn parse(event: &'a RawValue) -> Self {
-        let envelope = match serde_json::from_str::<Envelope<'a>>(event.get()) {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                return Self {
-                    correlation_id: None,
-                    action: Err(EventError(format!("not an envelope object ({})", error_class(&error)))),
-                };
+        match Envelope::from_json(event.get()) {
+            Ok(envelope) => {
+                Self { correlation_id: envelope.correlation_id.map(Cow::into_owned), action: action(envelope.details) }
             }
-        };
-        let correlation_id = envelope.correlation_id.map(Cow::into_owned);
-        let action = match envelope.details {
-            Some(details) => action(details),
-            None => Err(EventError("`details` is missing".to_owned())),
-        };
-        Self { correlation_id, action }
+            // Only a broken event is read twice, for the id to report it by.
+            Err(error) => Self {
+                correlation_id: envelope::correlation_id(event.get()).map(Cow::into_owned),
+                action: Err(EventError(error.to_string())),
+            },
+        }
     }
 }
 
-fn action(details: Details<'_>) -> Result<Action<'_>, EventError> {
-    let command = details.command.ok_or_else(|| EventError("`details.command` is missing".to_owned()))?;
-    match &*command {
-        "PUT" => {
-            let body = details.entity.ok_or_else(|| EventError("`details.entity` is missing".to_owned()))?;
-            Ok(Action::Put { key: key_of(body)?, body })
+fn action<'a>(details: Details<'a, &'a RawValue>) -> Result<Action<'a>, EventError> {
+    match details {
+        Details::Put { entity } => Ok(Action::Put { key: key_of(entity)?, body: entity }),
+        Details::Delete { entity } => Ok(Action::Delete { key: key_of(entity)? }),
+        Details::Error { error, .. } => {
+            Ok(Action::Error { kind: error.kind.into_owned(), field: error.field.into_owned() })
         }
-        "DELETE" => {
-            let entity = details.entity.ok_or_else(|| EventError("`details.entity` is missing".to_owned()))?;
-            Ok(Action::Delete { key: key_of(entity)? })
-        }
-        "ERROR" => {
-            let error = details.error.ok_or_else(|| EventError("`details.error` is missing".to_owned()))?;
-            Ok(Action::Error {
-                kind: error.kind.map_or_else(|| "unknown".to_owned(), Cow::into_owned),
-                field: error.field.map_or_else(|| "(record)".to_owned(), Cow::into_owned),
-            })
-        }
-        other => Err(EventError(format!("`details.command` is `{}`, not PUT, DELETE or ERROR", printable(other)))),
     }
 }
 
@@ -149,15 +110,6 @@ fn key_of(entity: &RawValue) -> Result<ResourceKey, EventError> {
 /// A FHIR resource type name: `[A-Z][A-Za-z]*`.
 fn is_resource_type(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphabetic())
-}
-
-/// A command name is one of ours or garbage; never echo more than a short code-like word.
-fn printable(command: &str) -> &str {
-    if command.len() <= 16 && command.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        command
-    } else {
-        "(unprintable)"
-    }
 }
 
 /// The kind of a JSON error, without the input it quotes.
@@ -211,9 +163,9 @@ mod tests {
     fn names_the_field_of_an_unusable_event_without_quoting_values() {
         let cases = [
             (r#"[1,2]"#, "not an envelope object"),
-            (r#"{"correlationId":"e"}"#, "`details` is missing"),
+            (r#"{"correlationId":"e"}"#, "not an envelope object"),
             (r#"{"details":{"entity":{}}}"#, "`details.command` is missing"),
-            (r#"{"details":{"command":"PATCH-Jane-Doe-1970"}}"#, "(unprintable)"),
+            (r#"{"details":{"command":"PATCH-Jane-Doe-1970"}}"#, "not PUT, DELETE or ERROR"),
             (r#"{"details":{"command":"PUT"}}"#, "`details.entity` is missing"),
             (r#"{"details":{"command":"PUT","entity":{"id":"x"}}}"#, "`details.entity.resourceType`"),
             (r#"{"details":{"command":"PUT","entity":{"resourceType":"Patient"}}}"#, "`details.entity.id`"),
