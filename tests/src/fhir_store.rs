@@ -1,7 +1,9 @@
 //! A local HealthLake stand-in (`tests/fhir-store/server.mjs`: Medplum's in-memory FHIR R4 engine
-//! behind an HTTP server that checks AWS SigV4 signatures) started by the test that needs it, on
-//! a free 127.0.0.1 port, plus its unsigned `/_admin/` API: fault injection, the log of every
-//! request, the stored resources. Needs Node 20.19+ and npm; the npm dependencies (pinned in
+//! behind an HTTP server that checks AWS SigV4 signatures and pages searches with opaque `page`
+//! tokens) started by the test that needs it, on a free 127.0.0.1 port, plus its unsigned
+//! `/_admin/` API: fault injection, the log of every request, the stored resources, and the
+//! change signals (EventBridge events, CloudTrail-shaped or FHIR Subscription notifications, to
+//! an NDJSON file and/or an SQS queue) every write emits. Needs Node 20.19+ and npm; the npm dependencies (pinned in
 //! `tests/fhir-store/package-lock.json`) are installed at first use.
 
 use std::{
@@ -23,7 +25,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The access key id the stand-in accepts.
@@ -67,10 +69,136 @@ pub struct RecordedRequest {
     pub auth_error: Option<String>,
     /// The request body's `meta.versionId`, when it had one.
     pub body_version: Option<String>,
+    /// The query as sent (still percent-encoded, without `?`), when there was one.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The `x-amz-fhir-history-consistency-level` header (`strong`), when sent.
+    #[serde(default)]
+    pub consistency_level: Option<String>,
     /// Arrival, in monotonic milliseconds of the server.
     pub started_at: f64,
     /// Answer, in monotonic milliseconds of the server; `None` while in flight.
     pub ended_at: Option<f64>,
+}
+
+/// The header asking HealthLake for resources whose index update is still pending.
+pub const CONSISTENCY_HEADER: &str = "x-amz-fhir-history-consistency-level";
+
+/// `source` of the CloudTrail-shaped signals (`AWS API Call via CloudTrail`).
+pub const CLOUDTRAIL_SOURCE: &str = "aws.healthlake";
+/// `detail-type` of the CloudTrail-shaped signals.
+pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
+/// `source` of the FHIR Subscription notification signals (chosen: AWS does not document it).
+pub const SUBSCRIPTION_SOURCE: &str = "aws.healthlake";
+/// `detail-type` of the FHIR Subscription notification signals (chosen: AWS does not document it).
+pub const SUBSCRIPTION_DETAIL_TYPE: &str = "HealthLake FHIR Subscription Notification";
+/// What CloudTrail may show instead of a resource id.
+pub const HIDDEN_RESOURCE_ID: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
+/// The account id of the signals unless [`Signals::account`] says otherwise (moto's default).
+pub const SIGNAL_ACCOUNT: &str = "123456789012";
+
+/// How `detail.additionalEventData.resourceId` of a CloudTrail signal looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceIdVisibility {
+    /// The written resource's id.
+    Shown,
+    /// [`HIDDEN_RESOURCE_ID`].
+    Hidden,
+    /// No `additionalEventData` at all.
+    Absent,
+}
+
+/// The CloudTrail-shaped signal (`AWS API Call via CloudTrail` on the default bus).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudTrailSignals {
+    /// How the resource id shows.
+    pub resource_id: ResourceIdVisibility,
+    /// Also an event for a refused (4xx) write, with its status as `responseElements.statusCode`.
+    pub refused_writes: bool,
+}
+
+/// A FHIR Subscription's payload content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubscriptionPayload {
+    /// Only the status Parameters, whose `notification-event` names the `focus`.
+    IdOnly,
+    /// Also an entry with the written resource (without `resource` for a delete).
+    FullResource,
+}
+
+/// The FHIR Subscription notification signal (R4 backport notification Bundle as `detail`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionSignals {
+    /// The payload content.
+    pub payload: SubscriptionPayload,
+}
+
+/// What the store emits for each write (`POST /_admin/signals`); the default emits nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signals {
+    /// CloudTrail-shaped events.
+    pub cloud_trail: Option<CloudTrailSignals>,
+    /// FHIR Subscription notifications.
+    pub subscription: Option<SubscriptionSignals>,
+    /// Appends each event as one NDJSON line to this (absolute) file.
+    pub file: Option<PathBuf>,
+    /// Sends each event as the body of an SQS message to this queue (a moto queue URL).
+    pub sqs_queue_url: Option<String>,
+    /// The events' account id; [`SIGNAL_ACCOUNT`] when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl Signals {
+    /// CloudTrail events with the resource id `resource_id`, refused writes not signalled.
+    pub fn cloud_trail(resource_id: ResourceIdVisibility) -> Self {
+        Self { cloud_trail: Some(CloudTrailSignals { resource_id, refused_writes: false }), ..Self::default() }
+    }
+
+    /// Subscription notifications with `payload`.
+    pub fn subscription(payload: SubscriptionPayload) -> Self {
+        Self { subscription: Some(SubscriptionSignals { payload }), ..Self::default() }
+    }
+
+    /// The same, appended to `file` too.
+    pub fn to_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// The same, sent to the SQS queue `queue_url` too.
+    pub fn to_queue(mut self, queue_url: impl Into<String>) -> Self {
+        self.sqs_queue_url = Some(queue_url.into());
+        self
+    }
+}
+
+/// What `GET /_admin/signals` answers: every event emitted since the last reset, in write order,
+/// and the failed deliveries.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SignalLog {
+    /// Every event (also those whose delivery failed).
+    pub events: Vec<Value>,
+    /// Failed deliveries: `{"target": "file"|"sqs", "error": …}`.
+    pub errors: Vec<Value>,
+}
+
+/// The events of a signal file, one per NDJSON line (none when the file does not exist).
+pub fn read_signal_file(path: &Path) -> Vec<Value> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    };
+    text.lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: not an NDJSON line: {e}", path.display()))
+        })
+        .collect()
 }
 
 /// A stored resource without what the store adds to it (`meta`), to compare with what was sent.
@@ -229,6 +357,18 @@ impl FhirStore {
         self.admin(Method::POST, "reset", None).await;
     }
 
+    /// Sets what each write emits (replacing the earlier settings; events already emitted stay).
+    pub async fn configure_signals(&self, signals: &Signals) {
+        let body = serde_json::to_value(signals).expect("serialize the signal settings");
+        self.admin(Method::POST, "signals", Some(body)).await;
+    }
+
+    /// Every signal emitted since the last reset, in write order, and the failed deliveries.
+    pub async fn signals(&self) -> SignalLog {
+        let log = self.admin(Method::GET, "signals", None).await;
+        serde_json::from_value(log).unwrap_or_else(|e| panic!("unexpected /_admin/signals answer: {e}"))
+    }
+
     /// Delays every `/datastore` answer by `ms` milliseconds (to observe concurrent requests).
     pub async fn set_delay(&self, ms: u64) {
         self.admin(Method::POST, "delay", Some(json!({"ms": ms}))).await;
@@ -243,19 +383,31 @@ impl FhirStore {
         body: Option<&Value>,
         secret_access_key: &str,
     ) -> StoreResponse {
+        let url = format!("{}{path}", self.base_url());
+        self.signed_request_to(method, &url, &[], body, secret_access_key).await
+    }
+
+    /// Sends a request to the absolute `url` (e.g. a `next` link, sent exactly as given) with the
+    /// extra `headers`, signed like [`FhirStore::signed_request`] (the extra headers are signed).
+    pub async fn signed_request_to(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+        secret_access_key: &str,
+    ) -> StoreResponse {
         use aws_sigv4::{
             http_request::{SignableBody, SignableRequest, SigningSettings, sign},
             sign::v4,
         };
 
-        let url = format!("{}{path}", self.base_url());
         let body = body.map(|b| serde_json::to_vec(b).expect("serialize body")).unwrap_or_default();
-        let mut request = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("content-type", "application/fhir+json")
-            .body(Full::new(Bytes::from(body.clone())))
-            .expect("a valid request");
+        let mut builder = Request::builder().method(method).uri(url).header("content-type", "application/fhir+json");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder.body(Full::new(Bytes::from(body.clone()))).expect("a valid request");
         let credentials = aws_credential_types::Credentials::new(ACCESS_KEY_ID, secret_access_key, None, None, "test");
         let identity = credentials.into();
         let params = v4::SigningParams::builder()
@@ -269,7 +421,7 @@ impl FhirStore {
             .into();
         let headers = request.headers().iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap()));
         let signable =
-            SignableRequest::new(method, url.as_str(), headers, SignableBody::Bytes(&body)).expect("signable request");
+            SignableRequest::new(method, url, headers, SignableBody::Bytes(&body)).expect("signable request");
         let (instructions, _signature) = sign(signable, &params).expect("sign").into_parts();
         instructions.apply_to_request_http1x(&mut request);
         self.exchange(request).await
