@@ -9,8 +9,9 @@
 //! ```
 //!
 //! `details.command` is `PUT` (create or update `entity`), `DELETE` (delete `entity`: the old
-//! resource or just `{resourceType, id}`) or `ERROR` (the record could not become a change:
-//! `error` says why, `record` is the record itself, unchanged). `metadata` depends on the
+//! resource or just `{resourceType, id}`), `NOTIFY` (news that changes no resource, e.g. a
+//! HealthLake import job that completed: `entity` is its detail) or `ERROR` (the record could
+//! not become a change: `error` says why, `record` is the record itself, unchanged). `metadata` depends on the
 //! direction: where a stream change came from, or which datastore version a HealthLake change is.
 //!
 //! [`Envelope`] is generic over the entity `E` and the metadata `M`, so a writer serializes its
@@ -62,6 +63,11 @@ pub enum Details<'a, E> {
     /// Delete `entity` (the full old resource, or just its type and id).
     Delete {
         /// The resource, or its [`ResourceRef`].
+        entity: E,
+    },
+    /// News that changes no resource (a job or datastore lifecycle event): `entity` is its detail.
+    Notify {
+        /// What happened, as the source described it.
         entity: E,
     },
     /// The record could not become a change: why, and the record itself, unchanged.
@@ -117,7 +123,7 @@ pub struct EnvelopeError(pub Cow<'static, str>);
 /// The messages of a `details` that has the wrong fields; reading reports exactly these.
 const DETAILS_ERRORS: [&str; 5] = [
     "`details.command` is missing",
-    "`details.command` is not PUT, DELETE or ERROR",
+    "`details.command` is not PUT, DELETE, NOTIFY or ERROR",
     "`details.entity` is missing",
     "`details.error` is missing",
     "`details.record` is missing",
@@ -174,6 +180,7 @@ impl<'de: 'a, 'a, E: Deserialize<'de>> Deserialize<'de> for Details<'a, E> {
         match fields.command.as_deref().ok_or_else(|| missing(0))? {
             "PUT" => Ok(Details::Put { entity: fields.entity.ok_or_else(|| missing(2))? }),
             "DELETE" => Ok(Details::Delete { entity: fields.entity.ok_or_else(|| missing(2))? }),
+            "NOTIFY" => Ok(Details::Notify { entity: fields.entity.ok_or_else(|| missing(2))? }),
             "ERROR" => Ok(Details::Error {
                 error: fields.error.ok_or_else(|| missing(3))?,
                 record: fields.record.ok_or_else(|| missing(4))?,
@@ -259,7 +266,7 @@ mod tests {
             (r#"[1,2]"#, "not an envelope object"),
             (r#"{"correlationId":"e"}"#, "not an envelope object"),
             (r#"{"details":{"entity":{}}}"#, "`details.command` is missing"),
-            (r#"{"details":{"command":"PATCH-Jane-Doe-1970"}}"#, "not PUT, DELETE or ERROR"),
+            (r#"{"details":{"command":"PATCH-Jane-Doe-1970"}}"#, "not PUT, DELETE, NOTIFY or ERROR"),
             (r#"{"details":{"command":"PUT"}}"#, "`details.entity` is missing"),
             (r#"{"details":{"command":"ERROR","record":{}}}"#, "`details.error` is missing"),
             (r#"{"details":"Jane"}"#, "not an envelope object"),

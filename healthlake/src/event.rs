@@ -90,6 +90,7 @@ fn action<'a>(details: Details<'a, &'a RawValue>) -> Result<Action<'a>, EventErr
         Details::Error { error, .. } => {
             Ok(Action::Error { kind: error.kind.into_owned(), field: error.field.into_owned() })
         }
+        Details::Notify { .. } => Err(EventError("a NOTIFY event changes no resource: not for a FHIR store".into())),
     }
 }
 
@@ -165,7 +166,7 @@ mod tests {
             (r#"[1,2]"#, "not an envelope object"),
             (r#"{"correlationId":"e"}"#, "not an envelope object"),
             (r#"{"details":{"entity":{}}}"#, "`details.command` is missing"),
-            (r#"{"details":{"command":"PATCH-Jane-Doe-1970"}}"#, "not PUT, DELETE or ERROR"),
+            (r#"{"details":{"command":"PATCH-Jane-Doe-1970"}}"#, "not PUT, DELETE, NOTIFY or ERROR"),
             (r#"{"details":{"command":"PUT"}}"#, "`details.entity` is missing"),
             (r#"{"details":{"command":"PUT","entity":{"id":"x"}}}"#, "`details.entity.resourceType`"),
             (r#"{"details":{"command":"PUT","entity":{"resourceType":"Patient"}}}"#, "`details.entity.id`"),
