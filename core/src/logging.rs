@@ -168,20 +168,16 @@ mod tests {
     }
 
     /// Regression: `lambda_runtime` logged every invocation's whole body at `RUST_LOG=trace`
-    /// (only the SDK and SigV4 were capped).
+    /// (only the SDK and SigV4 were capped). And the cap never raises a level: it was once a
+    /// directive `aws_config=debug`, which *raised* the SDK to `debug` under `info`. One test:
+    /// tracing caches each callsite's interest, so subscribers of parallel tests would race.
     #[test]
-    fn regression_no_dependency_logs_at_trace_whatever_the_directives_say() {
+    fn regression_no_dependency_logs_at_trace_and_the_cap_never_raises_a_level() {
         assert_eq!(enabled(Some("trace"), "info"), [true, true, false, true, false, false, false]);
         assert_eq!(
             enabled(Some("lambda_runtime=trace,h2=trace"), "info"),
             [false, false, false, true, false, false, false]
         );
-    }
-
-    /// Regression: the cap was a directive `aws_config=debug`, which *raised* the SDK to `debug`
-    /// under `info`; the filter only ever lowers.
-    #[test]
-    fn the_cap_never_raises_a_level() {
         assert_eq!(enabled(None, "info"), [false, true, false, false, false, false, false]);
         assert_eq!(enabled(None, "warn"), [false; 7]);
         assert_eq!(enabled(Some("not a [valid directive"), "warn"), [false; 7], "invalid directives fall back");
