@@ -8,6 +8,7 @@
 //! Every name a signal carries that could end up in a URL (resource type, resource id, version
 //! id, datastore id) is checked first. Errors name the SQS message and the field, never a value.
 
+pub mod event;
 pub mod ids;
 pub mod signal;
 pub mod time;
