@@ -59,6 +59,8 @@ mod publisher;
 
 pub use aws::CallError;
 pub use config::{ConfigError, PublisherConfig};
+/// The change events' metadata this crate reads (re-exported for callers and tests).
+pub use fhir_pipes_cdc::event;
 pub use lambda::{BatchItemFailure, BatchResponse, PublisherError, handle};
 pub use publisher::{
     EventOutcome, KIND_DEADLINE, KIND_DEDUP_CHECK_FAILED, KIND_EARLIER_VERSION_FAILED, KIND_INVALID_EVENT,
