@@ -66,6 +66,18 @@ pub struct RunArgs {
     /// Enrich with this Lambda binary (e.g. target/debug/patient-enricher) behind a local Runtime API.
     #[arg(long)]
     pub enricher_binary: Option<PathBuf>,
+    /// Hand the records to the target as they are, as a pipe without Enrichment.
+    #[arg(long, conflicts_with = "enricher_binary")]
+    pub no_enrichment: bool,
+    /// Run the pipe's target function (e.g. target/debug/healthlake-publisher) behind a local
+    /// Runtime API, invoked REQUEST_RESPONSE; its batchItemFailures fail exactly those records.
+    #[arg(long, value_name = "PATH", conflicts_with = "output")]
+    pub target_binary: Option<PathBuf>,
+    /// A pipe with an SQS source (HealthLakeChangePipe): read this queue [default: the template's
+    /// queue, by its logical id, at --endpoint-url]. With --input, the file's EventBridge events
+    /// are wrapped as the queue's messages instead.
+    #[arg(long, value_name = "URL")]
+    pub queue_url: Option<String>,
     /// No progress bar and no summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -107,6 +119,9 @@ impl RunArgs {
             poll_interval_ms: None,
             create_target: self.create_target,
             dead_letter_queue_url: self.dead_letter_queue_url.clone(),
+            queue_url: self.queue_url.clone(),
+            target_binary: self.target_binary.clone(),
+            no_enrichment: self.no_enrichment,
         }
     }
 
@@ -115,7 +130,8 @@ impl RunArgs {
         let config = self.config();
         let (runtime, pipe) = config.build().await?;
         if !self.quiet {
-            if self.input.is_none() && !config.reads_stream() {
+            let reads_queue = matches!(pipe.source, crate::template::PipeSource::SqsQueue(_));
+            if self.input.is_none() && !config.reads_stream() && !reads_queue {
                 eprintln!("fhir-pipes run: no --input, replaying the embedded demo batch");
             }
             // A stream named on the command line stands in for the template's stream parameter.
@@ -173,7 +189,8 @@ impl FilterArgs {
             Some(path) if path.as_os_str() != "-" => FileInput::Path(path.clone()),
             _ => FileInput::Stdin,
         };
-        let options = FileSourceOptions { batch_size: usize::MAX, source_arn: None, resume_after: None };
+        let options =
+            FileSourceOptions { batch_size: usize::MAX, source_arn: None, resume_after: None, as_sqs_messages: None };
         let source = FileSource::open(&input, &options)?;
         let mut out = io::BufWriter::new(io::stdout().lock());
         for record in source.into_records() {

@@ -13,13 +13,14 @@ use crate::{
     aws::{SdkRetries, lambda_environment, sdk_config},
     source::{
         dynamodb_streams::{DynamoDbStreamsConfig, DynamoDbStreamsSource},
-        file::{FILE_SHARD_ID, FileInput, FileSource, FileSourceOptions},
+        file::{FILE_SHARD_ID, FileInput, FileSource, FileSourceOptions, SqsMessageWrapping},
+        sqs::{SqsQueueConfig, SqsQueueSource},
     },
     target::{
         cloudwatch_logs::CloudWatchLogsConfig, eventbridge::EventBridgeConfig, healthlake::HealthLakeTarget,
-        ndjson::NdjsonTarget, sqs_dead_letter::SqsDeadLetterConfig,
+        lambda::LambdaTargetConfig, ndjson::NdjsonTarget, sqs_dead_letter::SqsDeadLetterConfig,
     },
-    template::{DEFAULT_TEMPLATE_PATH, PipeDefinition, TargetKind, Template},
+    template::{DEFAULT_TEMPLATE_PATH, PipeDefinition, PipeSource, SqsQueueParameters, TargetKind, Template},
 };
 
 /// The demo batch read when no input is given.
@@ -41,6 +42,8 @@ pub struct RunConfig {
     /// Template parameter overrides, `Key=Value`.
     pub parameters: Vec<String>,
     /// Records to read: a JSON array or NDJSON file, `-` for stdin; default the embedded demo batch.
+    /// For a pipe with an SQS source, EventBridge events, each handed over as the message a rule
+    /// with the queue as target would deliver.
     pub input: Option<PathBuf>,
     /// Where to append the events as NDJSON; default stdout.
     pub output: Option<PathBuf>,
@@ -77,6 +80,14 @@ pub struct RunConfig {
     pub create_target: bool,
     /// Send dead letters to this SQS queue; a batch the queue cannot take goes to `dead_letter`.
     pub dead_letter_queue_url: Option<String>,
+    /// A pipe with an SQS source: read this queue (default: the template's queue, by its logical
+    /// id, at `endpoint_url`).
+    pub queue_url: Option<String>,
+    /// Run the pipe's target function (a Lambda of the template, e.g. `healthlake-publisher`)
+    /// with this binary behind a local Runtime API, invoked REQUEST_RESPONSE.
+    pub target_binary: Option<PathBuf>,
+    /// Hand the records to the target as they are, as a pipe without `Enrichment` would.
+    pub no_enrichment: bool,
 }
 
 impl RunConfig {
@@ -94,6 +105,22 @@ impl RunConfig {
     /// enricher binary if one is given.
     pub async fn build(&self) -> Result<(Runtime, PipeDefinition), RuntimeError> {
         let pipe = self.pipe_definition()?;
+        let queue = match &pipe.source {
+            PipeSource::SqsQueue(queue) => Some(queue),
+            PipeSource::DynamoDbStream => None,
+        };
+        if queue.is_some() && self.state.is_some() {
+            return Err(RuntimeError::Config(format!(
+                "--state does not apply to pipe {}: its SQS queue is the state (delivered messages are deleted)",
+                pipe.logical_id
+            )));
+        }
+        if queue.is_none() && self.queue_url.is_some() {
+            return Err(RuntimeError::Config(format!(
+                "--queue-url given, but pipe {} does not read an SQS queue",
+                pipe.logical_id
+            )));
+        }
         let checkpoints = match &self.state {
             Some(path) => Checkpoints::load(path)?,
             None => Checkpoints::in_memory(),
@@ -107,8 +134,22 @@ impl RunConfig {
             batch_size: pipe.stream.batch_size,
             source_arn: Some(pipe.source_arn.clone()),
             resume_after: checkpoints.get(FILE_SHARD_ID).map(str::to_owned),
+            as_sqs_messages: queue.map(|_| SqsMessageWrapping {
+                queue_arn: pipe.source_arn.clone(),
+                region: pipe.source_arn.split(':').nth(3).unwrap_or(crate::template::LOCAL_REGION).to_owned(),
+            }),
         };
-        let source = if self.reads_stream() {
+        let reads_queue = queue.is_some() && self.input.is_none();
+        if reads_queue && self.endpoint_url.is_none() && self.queue_url.is_none() {
+            return Err(RuntimeError::Config(format!(
+                "pipe {} reads an SQS queue: give --endpoint-url URL (the template's queue there) or --queue-url \
+                 URL, or --input FILE of EventBridge events",
+                pipe.logical_id
+            )));
+        }
+        let source = if let (Some(queue), true) = (queue, reads_queue) {
+            Source::Sqs(self.queue_source(&pipe, queue).await?)
+        } else if queue.is_none() && self.reads_stream() {
             Source::DynamoDbStreams(self.stream_source(&pipe, &checkpoints).await?)
         } else {
             match input {
@@ -119,6 +160,10 @@ impl RunConfig {
             }
         };
         let enrichment = match (&pipe.enrichment, &self.enricher_binary) {
+            (_, Some(_)) if self.no_enrichment => {
+                return Err(RuntimeError::Config("give --enricher-binary or --no-enrichment, not both".to_owned()));
+            }
+            _ if self.no_enrichment => Enrichment::None,
             (Some(function), Some(binary)) => {
                 let mut function = function.clone();
                 if self.uses_aws() {
@@ -136,12 +181,18 @@ impl RunConfig {
             }
             (None, None) => Enrichment::None,
         };
+        if self.output.is_some() && self.target_binary.is_some() {
+            return Err(RuntimeError::Config(
+                "give --output (events to NDJSON instead of the target) or --target-binary, not both".to_owned(),
+            ));
+        }
         let target = match &self.output {
             Some(path) if path.as_os_str() == "-" => Target::Ndjson(NdjsonTarget::stdout()),
             Some(path) => Target::Ndjson(
                 NdjsonTarget::file(path)
                     .map_err(|source| RuntimeError::Output { file: path.display().to_string(), source })?,
             ),
+            None if self.target_binary.is_some() => self.lambda_target(&pipe).await?,
             // A FHIR store needs no AWS endpoint: the template's HealthLake target is always used.
             None if self.uses_aws() || matches!(pipe.target.kind, TargetKind::HealthLake(_)) => {
                 self.template_target(&pipe).await?
@@ -176,7 +227,8 @@ impl RunConfig {
             checkpoints,
             dead_letters,
             policy: Policy {
-                max_retry_attempts: pipe.stream.local_retry_attempts(),
+                // A failed SQS batch is retried by the queue (redelivery), not here.
+                max_retry_attempts: if reads_queue { 0 } else { pipe.stream.local_retry_attempts() },
                 bisect: pipe.stream.bisect_on_failure,
                 backoff,
                 max_batches: self.max_batches,
@@ -205,7 +257,49 @@ impl RunConfig {
     /// True when AWS (or a local endpoint) is used: then the target is the template's (and
     /// the enrichment's lookups are fetched there).
     pub fn uses_aws(&self) -> bool {
-        self.endpoint_url.is_some() || self.reads_stream()
+        self.endpoint_url.is_some() || self.reads_stream() || self.queue_url.is_some()
+    }
+
+    /// The pipe's SQS queue: `queue_url`, else the template's queue by its logical id.
+    async fn queue_source(
+        &self,
+        pipe: &PipeDefinition,
+        queue: &SqsQueueParameters,
+    ) -> Result<SqsQueueSource, RuntimeError> {
+        let queue_name = match (&self.queue_url, &queue.queue) {
+            (Some(_), _) => None,
+            (None, Some(definition)) => Some(definition.logical_id.clone()),
+            (None, None) => Some(pipe.source_arn.rsplit(':').next().unwrap_or_default().to_owned()),
+        };
+        let config = SqsQueueConfig {
+            queue_url: self.queue_url.clone(),
+            queue_name,
+            batch_size: queue.batch_size,
+            maximum_batching_window_in_seconds: queue.maximum_batching_window.as_secs(),
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            stop_when_idle: !self.follow,
+        };
+        Ok(config.build().await?)
+    }
+
+    /// The pipe's target function run from `target_binary` behind a local Runtime API, with the
+    /// function's environment and, when the run uses AWS, its region, endpoint and credentials.
+    async fn lambda_target(&self, pipe: &PipeDefinition) -> Result<Target, RuntimeError> {
+        let (TargetKind::Lambda(function) | TargetKind::HealthLake(function)) = &pipe.target.kind else {
+            return Err(RuntimeError::Config(format!(
+                "--target-binary given, but pipe {}'s target {} is not a Lambda function of the template",
+                pipe.logical_id, pipe.target.arn
+            )));
+        };
+        let binary = self.target_binary.clone().expect("checked by the caller");
+        let extra_environment = if self.uses_aws() {
+            lambda_environment(self.endpoint_url.as_deref(), self.region.as_deref()).await
+        } else {
+            Vec::new()
+        };
+        let config = LambdaTargetConfig { function: function.clone(), binary, extra_environment };
+        Ok(Target::Lambda(config.build().await?))
     }
 
     async fn stream_source(
@@ -283,6 +377,11 @@ impl RunConfig {
                 };
                 Ok(Target::EventBridge(config.build().await?))
             }
+            TargetKind::Lambda(function) => Err(RuntimeError::Config(format!(
+                "pipe {}: the target is the function {} ({}): give --target-binary PATH (e.g. target/debug/{}) or \
+                 --output FILE",
+                pipe.logical_id, function.logical_id, function.binary, function.binary
+            ))),
             TargetKind::Other => Err(RuntimeError::Config(format!(
                 "pipe {}: target {} is not a log group, an event bus or the HealthLake target: use --output FILE",
                 pipe.logical_id, pipe.target.arn

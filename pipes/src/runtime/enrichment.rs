@@ -87,7 +87,15 @@ impl Enrichment {
     /// process's). Its lookups, if it declares any, are fetched through `lookups`; without a
     /// client the records that need one become `lookup_failed` events.
     pub fn in_process(function: &EnrichmentFunction, lookups: Option<DynamoDbLookup>) -> Result<Self, EnrichmentError> {
-        let resource = resources::find(function.resource_name).expect("checked when the template was read");
+        let Some(resource) = function.resource_name.and_then(resources::find) else {
+            return Err(EnrichmentError::Settings {
+                function: function.logical_id.clone(),
+                message: format!(
+                    "`{}` runs only as its Lambda binary: give --enricher-binary PATH (or --no-enrichment)",
+                    function.binary
+                ),
+            });
+        };
         let settings = |name: &str| function.environment.get(name).cloned();
         let enricher = (resource.build)(&settings)
             .map_err(|message| EnrichmentError::Settings { function: function.logical_id.clone(), message })?;

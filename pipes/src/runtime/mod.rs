@@ -1,8 +1,10 @@
 //! The local pipe runtime: source → filter → enrichment → target, with the delivery
 //! guarantees of EventBridge Pipes (at-least-once, retries with backoff, AUTOMATIC_BISECT,
-//! dead letters) and a checkpoint per shard so a restart resumes without loss.
+//! dead letters) and a checkpoint per shard so a restart resumes without loss. With an SQS
+//! source the queue is the state: a batch's messages are deleted once it is done, and failed
+//! ones are left in the queue for redelivery (and its redrive policy) instead of dead-lettered.
 //!
-//! Records and events are never logged: only eventIDs, counts, error kinds.
+//! Records and events are never logged: only eventIDs, message ids, counts, error kinds.
 
 mod checkpoint;
 mod config;
@@ -31,12 +33,14 @@ use crate::{
         SourceBatch,
         dynamodb_streams::{DynamoDbStreamsSource, StreamsError},
         file::{FileSource, FileSourceError},
+        sqs::{SqsQueueSource, SqsSourceError},
     },
     target::{
         DeliveryError, Retry,
         cloudwatch_logs::{CloudWatchLogsError, CloudWatchLogsTarget},
         eventbridge::{EventBridgeError, EventBridgeTarget},
         healthlake::{HealthLakeError, HealthLakeTarget},
+        lambda::{LambdaTarget, LambdaTargetError},
         ndjson::NdjsonTarget,
         sqs_dead_letter::{SqsDeadLetterError, SqsDeadLetterQueue},
     },
@@ -57,6 +61,12 @@ pub enum RuntimeError {
     /// The DynamoDB Streams source (a failure that outlasted the retries).
     #[error(transparent)]
     Streams(#[from] StreamsError),
+    /// The SQS source (a failure that outlasted the retries).
+    #[error(transparent)]
+    Sqs(#[from] SqsSourceError),
+    /// The Lambda target cannot be started.
+    #[error(transparent)]
+    LambdaTarget(#[from] LambdaTargetError),
     /// The CloudWatch Logs target cannot be set up.
     #[error(transparent)]
     CloudWatchLogs(#[from] CloudWatchLogsError),
@@ -103,6 +113,8 @@ pub enum Source {
     File(FileSource),
     /// A DynamoDB stream (AWS or a local endpoint such as moto).
     DynamoDbStreams(DynamoDbStreamsSource),
+    /// An SQS queue (AWS or a local endpoint such as moto).
+    Sqs(SqsQueueSource),
 }
 
 impl Source {
@@ -111,14 +123,36 @@ impl Source {
         match self {
             Source::File(source) => Ok(source.next_batch().await?),
             Source::DynamoDbStreams(source) => Ok(source.next_batch().await?),
+            Source::Sqs(source) => Ok(source.next_batch().await?),
         }
+    }
+
+    /// Whether a failed record is left to the source to hand out again (an SQS queue) rather
+    /// than dead-lettered by the runtime.
+    pub fn redelivers(&self) -> bool {
+        matches!(self, Source::Sqs(_))
+    }
+
+    /// Leaves the record `id` (an SQS message id) of the batch in flight to be handed out again.
+    fn release(&mut self, id: &str) {
+        if let Source::Sqs(source) = self {
+            source.release(id);
+        }
+    }
+
+    /// The batch handed out last is done: an SQS source deletes its messages but the released ones.
+    async fn complete_batch(&mut self) -> Result<(), RuntimeError> {
+        if let Source::Sqs(source) = self {
+            source.complete_batch().await?;
+        }
+        Ok(())
     }
 
     /// How many records will be read, when known (for the progress bar).
     pub fn total(&self) -> Option<usize> {
         match self {
             Source::File(source) => source.is_live().not().then(|| source.total()),
-            Source::DynamoDbStreams(_) => None,
+            Source::DynamoDbStreams(_) | Source::Sqs(_) => None,
         }
     }
 }
@@ -127,7 +161,11 @@ impl RuntimeError {
     /// A source failure worth trying again (throttling, 5xx, a connection error): the source
     /// keeps its position, so the next read resumes where it was.
     fn is_retryable_source_failure(&self) -> bool {
-        matches!(self, RuntimeError::Streams(StreamsError::Call { retryable: true, .. }))
+        matches!(
+            self,
+            RuntimeError::Streams(StreamsError::Call { retryable: true, .. })
+                | RuntimeError::Sqs(SqsSourceError::Call { retryable: true, .. })
+        )
     }
 }
 
@@ -150,6 +188,8 @@ pub enum Target {
     EventBridge(EventBridgeTarget),
     /// A FHIR store (HealthLake): signed PUT/DELETE (boxed: its HTTP client is large).
     HealthLake(Box<HealthLakeTarget>),
+    /// A Lambda binary behind a local Runtime API, invoked REQUEST_RESPONSE.
+    Lambda(LambdaTarget),
     /// Any other implementation.
     Custom(Box<dyn CustomTarget>),
 }
@@ -161,6 +201,7 @@ impl std::fmt::Debug for Target {
             Target::CloudWatchLogs(target) => target.fmt(f),
             Target::EventBridge(target) => target.fmt(f),
             Target::HealthLake(target) => target.fmt(f),
+            Target::Lambda(target) => target.fmt(f),
             Target::Custom(_) => f.write_str("Target::Custom"),
         }
     }
@@ -174,7 +215,15 @@ impl Target {
             Target::CloudWatchLogs(target) => target.deliver(events).await,
             Target::EventBridge(target) => target.deliver(events).await,
             Target::HealthLake(target) => target.deliver(events).await,
+            Target::Lambda(target) => target.deliver(events).await,
             Target::Custom(target) => target.deliver(events).await,
+        }
+    }
+
+    /// Stops a Lambda binary, if one runs.
+    pub async fn shutdown(&mut self) {
+        if let Target::Lambda(target) = self {
+            target.shutdown().await;
         }
     }
 }
@@ -253,13 +302,15 @@ struct Record {
 }
 
 /// What names the record an event came from: an envelope's `correlationId`, or, without an
-/// enrichment, the record's own `eventID` (the event is the record).
+/// enrichment, the record's own `eventID` or `messageId` (the event is the record).
 #[derive(Deserialize)]
 struct EventProbe<'a> {
     #[serde(rename = "correlationId", borrow)]
     correlation_id: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "eventID", borrow)]
     event_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "messageId", borrow)]
+    message_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A runnable pipe.
@@ -304,6 +355,7 @@ impl Runtime {
         let progress = self.progress.then(|| progress_bar(self.source.total()));
         let result = self.run_batches(&mut summary, progress.as_ref()).await;
         self.enrichment.shutdown().await;
+        self.target.shutdown().await;
         if let Some(bar) = progress {
             bar.finish_and_clear();
         }
@@ -349,7 +401,9 @@ impl Runtime {
             if !records.is_empty() {
                 self.process(&batch.shard_id, records, summary).await?;
             }
-            // Delivered or dead-lettered: either way the batch is done and must not be read again.
+            // Delivered or dead-lettered: either way the batch is done and must not be read again
+            // (an SQS source deletes its messages, but the failed ones).
+            self.source.complete_batch().await?;
             if let Some(sequence_number) = &batch.last_sequence_number {
                 self.checkpoints.commit(&batch.shard_id, sequence_number)?;
             }
@@ -377,7 +431,12 @@ impl Runtime {
                 summary.filtered_out += 1;
                 continue;
             }
-            let event_id = value.as_ref().and_then(|v| v.get("eventID")).and_then(|id| id.as_str()).map(str::to_owned);
+            // A stream record's eventID, or an SQS message's messageId.
+            let event_id = value
+                .as_ref()
+                .and_then(|v| v.get("eventID").or_else(|| v.get("messageId")))
+                .and_then(|id| id.as_str())
+                .map(str::to_owned);
             let stream = value.as_ref().and_then(|v| v.get("dynamodb"));
             let created = stream.and_then(|d| d.get("ApproximateCreationDateTime")).and_then(serde_json::Value::as_f64);
             let sequence_number = stream.and_then(|d| d.get("SequenceNumber")).and_then(|n| match n {
@@ -528,6 +587,16 @@ impl Runtime {
             records: &raws,
         };
         let event_ids: Vec<&str> = records.iter().filter_map(|r| r.event_id.as_deref()).collect();
+        if self.source.redelivers() {
+            // The queue hands them out again after the visibility timeout; its redrive policy
+            // moves them to its dead-letter queue after maxReceiveCount receives.
+            warn!(stage = letter.stage.as_str(), records = records.len(), message_ids = ?event_ids, reason = letter.reason, "failed, left in the queue");
+            for id in &event_ids {
+                self.source.release(id);
+            }
+            summary.returned_to_queue += records.len();
+            return Ok(());
+        }
         warn!(stage = letter.stage.as_str(), records = records.len(), event_ids = ?event_ids, reason = letter.reason, "batch dead-lettered");
         self.dead_letters.write(&dead_letter).await?;
         summary.dead_lettered += records.len();
@@ -557,7 +626,9 @@ fn undelivered_records<'r>(records: &'r [Record], undelivered: &[Box<RawValue>])
     let known: HashSet<&str> = records.iter().filter_map(|r| r.event_id.as_deref()).collect();
     let mut ids: HashSet<String> = HashSet::with_capacity(undelivered.len());
     for event in undelivered {
-        let id = serde_json::from_str::<EventProbe<'_>>(event.get()).ok().and_then(|p| p.correlation_id.or(p.event_id));
+        let id = serde_json::from_str::<EventProbe<'_>>(event.get())
+            .ok()
+            .and_then(|p| p.correlation_id.or(p.event_id).or(p.message_id));
         match id {
             Some(id) if known.contains(&*id) => ids.insert(id.into_owned()),
             _ => return records.iter().collect(),

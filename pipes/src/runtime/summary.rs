@@ -26,6 +26,10 @@ pub struct Summary {
     pub retried: usize,
     /// Records written to the dead-letter file.
     pub dead_lettered: usize,
+    /// SQS messages that failed and were left in the queue, to come back after its visibility
+    /// timeout (or go to its dead-letter queue by its redrive policy).
+    #[serde(default)]
+    pub returned_to_queue: usize,
     /// Wall-clock time of the run, in seconds.
     pub elapsed_seconds: f64,
     /// Records read per second.
@@ -60,6 +64,9 @@ impl fmt::Display for Summary {
             self.elapsed_seconds,
             self.records_per_second
         )?;
+        if self.returned_to_queue > 0 {
+            write!(f, "; {} left in the queue for redelivery", self.returned_to_queue)?;
+        }
         if let Some(file) = &self.dead_letter_file {
             write!(f, "; dead letters in {file}")?;
         }

@@ -85,6 +85,7 @@ fn runtime(setup: &Setup, target: Target) -> Runtime {
         batch_size: pipe.stream.batch_size,
         source_arn: Some(pipe.source_arn.clone()),
         resume_after: checkpoints.get("file").map(str::to_owned),
+        as_sqs_messages: None,
     };
     let input = FileInput::Embedded(setup.input.clone().leak());
     Runtime {

@@ -86,6 +86,65 @@ pub struct FileSourceOptions {
     /// Resume after this `dynamodb.SequenceNumber` (the checkpoint): records at or before it are
     /// skipped. Records without a sequence number are always read (at-least-once).
     pub resume_after: Option<String>,
+    /// Each record is an EventBridge event to hand over as the SQS message an EventBridge rule
+    /// with this queue as target would have delivered (for a pipe with an SQS source).
+    pub as_sqs_messages: Option<SqsMessageWrapping>,
+}
+
+/// The queue a file of EventBridge events stands in for: its messages' `eventSourceARN` and
+/// `awsRegion`.
+#[derive(Debug, Clone)]
+pub struct SqsMessageWrapping {
+    /// The queue's ARN.
+    pub queue_arn: String,
+    /// Its region.
+    pub region: String,
+}
+
+impl SqsMessageWrapping {
+    /// `event` (compact JSON) as the message an EventBridge rule → SQS target delivers, in the
+    /// shape Pipes hands the enrichment: the event as `body`, a new `messageId`, received once.
+    fn wrap(&self, event: &RawValue) -> Box<RawValue> {
+        use std::collections::BTreeMap;
+
+        use crate::source::sqs::{PipesMessageAttribute, PipesSqsMessage};
+        let message_id = random_uuid();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+        let now = now.to_string();
+        let receipt_handle = format!("local-file-{message_id}");
+        let md5_of_body = crate::source::md5::md5_hex(event.get().as_bytes());
+        let message = PipesSqsMessage {
+            message_id: &message_id,
+            receipt_handle: &receipt_handle,
+            body: event.get(),
+            attributes: BTreeMap::from([
+                ("ApproximateReceiveCount", "1"),
+                ("SentTimestamp", now.as_str()),
+                ("SenderId", EVENTBRIDGE_SENDER_ID),
+                ("ApproximateFirstReceiveTimestamp", now.as_str()),
+            ]),
+            message_attributes: BTreeMap::<&str, PipesMessageAttribute<'_>>::new(),
+            md5_of_body: &md5_of_body,
+            md5_of_message_attributes: None,
+            event_source: "aws:sqs",
+            event_source_arn: &self.queue_arn,
+            aws_region: &self.region,
+        };
+        serde_json::value::to_raw_value(&message).expect("a message serializes")
+    }
+}
+
+/// `SenderId` of the messages made up for a file of events (EventBridge sends as a service;
+/// the real id is not documented, so this one says where it came from).
+const EVENTBRIDGE_SENDER_ID: &str = "events.amazonaws.com";
+
+/// A random (version 4) UUID, as SQS message ids are.
+fn random_uuid() -> String {
+    let mut bytes: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// One record and its sequence number.
@@ -234,6 +293,9 @@ impl FileSource {
             Some(line) => RawValue::from_string(line).expect("whitespace removal keeps JSON valid"),
             None => raw,
         };
+        if let Some(wrapping) = &self.options.as_sqs_messages {
+            return Ok(Some(Record { raw: wrapping.wrap(&raw), sequence_number: None }));
+        }
         let raw = match (&self.options.source_arn, source_arn) {
             (Some(arn), SourceArn::Missing) => with_source_arn(&raw, arn),
             (Some(arn), SourceArn::Null) => replace_source_arn(&raw, arn),
@@ -404,7 +466,44 @@ mod tests {
             batch_size,
             source_arn: Some("arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/S".to_owned()),
             resume_after: resume_after.map(str::to_owned),
+            as_sqs_messages: None,
         }
+    }
+
+    #[tokio::test]
+    async fn eventbridge_events_become_the_sqs_messages_a_rule_would_deliver() {
+        let event = r#"{"version":"0","id":"e-1","detail-type":"Import Job Completed","source":"aws.healthlake","detail":{"datastoreId":"d"}}"#;
+        let text = format!("{event}\n{{ \"id\": \"e-2\" }}\n");
+        let queue_arn = "arn:aws:sqs:eu-west-1:000000000000:ChangeCaptureQueue";
+        let options = FileSourceOptions {
+            batch_size: 10,
+            source_arn: Some(queue_arn.to_owned()),
+            resume_after: None,
+            as_sqs_messages: Some(SqsMessageWrapping { queue_arn: queue_arn.to_owned(), region: "eu-west-1".into() }),
+        };
+        let mut source = FileSource::open(&FileInput::Embedded(text.leak()), &options).unwrap();
+        let batches = drain(&mut source).await;
+        let messages: Vec<serde_json::Value> =
+            batches[0].records.iter().map(|r| serde_json::from_str(r.get()).unwrap()).collect();
+        assert_eq!(messages.len(), 2);
+        let first = &messages[0];
+        assert_eq!(first["body"], event, "the event, byte for byte, as the body");
+        assert_eq!(messages[1]["body"], r#"{ "id": "e-2" }"#, "a line as written");
+        assert_eq!(first["md5OfBody"], crate::source::md5::md5_hex(event.as_bytes()));
+        assert_eq!(
+            (first["eventSource"].as_str(), first["eventSourceARN"].as_str()),
+            (Some("aws:sqs"), Some(queue_arn))
+        );
+        assert_eq!(
+            (first["awsRegion"].as_str(), first["attributes"]["ApproximateReceiveCount"].as_str()),
+            (Some("eu-west-1"), Some("1"))
+        );
+        assert!(first["attributes"]["SentTimestamp"].as_str().unwrap().parse::<u64>().is_ok());
+        assert_eq!(first["messageAttributes"], serde_json::json!({}));
+        let id = first["messageId"].as_str().unwrap();
+        assert!(id.len() == 36 && id.as_bytes()[14] == b'4' && id != messages[1]["messageId"], "{id}");
+        assert!(first["receiptHandle"].as_str().is_some());
+        assert_eq!(batches[0].last_sequence_number, None);
     }
 
     fn record(id: &str, sequence: u64) -> String {

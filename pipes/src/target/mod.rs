@@ -9,6 +9,7 @@ use crate::aws::CallFailure;
 pub mod cloudwatch_logs;
 pub mod eventbridge;
 pub mod healthlake;
+pub mod lambda;
 pub mod sqs_dead_letter;
 
 /// Whether a failed delivery may succeed if tried again.

@@ -173,7 +173,22 @@ impl Template {
             Some(value) => scalar_text(value, &at(&["Source"]))?,
             None => return Err(TemplateError::invalid(&at(&["Source"]), "the pipe has no Source")),
         };
-        let stream = StreamParameters::read(&properties, &at(&["SourceParameters", "DynamoDBStreamParameters"]))?;
+        let is_queue =
+            field(&["SourceParameters", "SqsQueueParameters"]).is_some() || source_arn.split(':').nth(2) == Some("sqs");
+        let (source, stream) = if is_queue {
+            let queue = SqsQueueParameters::read(
+                self,
+                &scope,
+                &properties,
+                &source_arn,
+                &at(&["SourceParameters", "SqsQueueParameters"]),
+            )?;
+            let stream = queue.batching();
+            (PipeSource::SqsQueue(queue), stream)
+        } else {
+            let stream = StreamParameters::read(&properties, &at(&["SourceParameters", "DynamoDBStreamParameters"]))?;
+            (PipeSource::DynamoDbStream, stream)
+        };
 
         let filter_path = at(&["SourceParameters", "FilterCriteria", "Filters"]);
         let mut filter_patterns = Vec::new();
@@ -208,14 +223,26 @@ impl Template {
         };
         if is_template_function(&target_arn) {
             let function = self.function(&scope, &target_arn, &target_path)?;
-            if function.binary == HEALTHLAKE_TARGET_BINARY {
-                target.kind = TargetKind::HealthLake(function);
-            }
+            target.kind = if function.binary == HEALTHLAKE_TARGET_BINARY {
+                TargetKind::HealthLake(function)
+            } else {
+                let invocation_type = field(&["TargetParameters", "LambdaFunctionParameters", "InvocationType"])
+                    .map(|value| scalar_text(value, &at(&["TargetParameters", "LambdaFunctionParameters"])))
+                    .transpose()?;
+                if invocation_type.as_deref().is_some_and(|kind| kind != "REQUEST_RESPONSE") {
+                    return Err(TemplateError::invalid(
+                        &at(&["TargetParameters", "LambdaFunctionParameters", "InvocationType"]),
+                        "only REQUEST_RESPONSE runs locally (a FIRE_AND_FORGET target reports no failures)",
+                    ));
+                }
+                TargetKind::Lambda(function)
+            };
         }
 
         Ok(PipeDefinition {
             logical_id: id,
             source_arn,
+            source,
             stream,
             filter_patterns,
             filters,
@@ -228,16 +255,23 @@ impl Template {
     /// The function behind an enrichment ARN synthesised for a template function.
     fn enrichment(&self, scope: &Scope<'_>, arn: &str, path: &str) -> Result<EnrichmentFunction, TemplateError> {
         let function = self.function(scope, arn, path)?;
-        let resource =
-            fhir_pipes_enrichers::resources::find(&function.binary).ok_or_else(|| TemplateError::UnknownEnricher {
-                path: format!("Resources.{}.Properties.CodeUri", function.logical_id),
-                binary: function.binary.clone(),
-                known: fhir_pipes_enrichers::RESOURCES.iter().map(|r| r.binary).collect::<Vec<_>>().join(", "),
-            })?;
+        let resource = match fhir_pipes_enrichers::resources::find(&function.binary) {
+            Some(resource) => Some(resource.name),
+            None if BINARY_ONLY_ENRICHMENTS.contains(&function.binary.as_str()) => None,
+            None => {
+                let mut known: Vec<&str> = fhir_pipes_enrichers::RESOURCES.iter().map(|r| r.binary).collect();
+                known.extend(BINARY_ONLY_ENRICHMENTS);
+                return Err(TemplateError::UnknownEnricher {
+                    path: format!("Resources.{}.Properties.CodeUri", function.logical_id),
+                    binary: function.binary.clone(),
+                    known: known.join(", "),
+                });
+            }
+        };
         Ok(EnrichmentFunction {
             logical_id: function.logical_id,
             binary: function.binary,
-            resource_name: resource.name,
+            resource_name: resource,
             environment: function.environment,
             timeout: function.timeout,
         })
@@ -318,9 +352,13 @@ fn number(value: &Value, path: &str) -> Result<i64, TemplateError> {
 pub struct PipeDefinition {
     /// The pipe's logical id.
     pub logical_id: String,
-    /// The source ARN (a DynamoDB stream), given to records that lack `eventSourceARN`.
+    /// The source ARN (a DynamoDB stream or an SQS queue), given to records that lack `eventSourceARN`.
     pub source_arn: String,
-    /// `SourceParameters.DynamoDBStreamParameters`.
+    /// What the pipe reads, with the source's own parameters.
+    pub source: PipeSource,
+    /// `SourceParameters.DynamoDBStreamParameters`. For an SQS pipe, its batching
+    /// (`SqsQueueParameters`) and, as retries of a file run, the queue's `maxReceiveCount` − 1
+    /// ([`SqsQueueParameters::batching`]).
     pub stream: StreamParameters,
     /// `FilterCriteria.Filters[].Pattern`, as written.
     pub filter_patterns: Vec<String>,
@@ -332,6 +370,118 @@ pub struct PipeDefinition {
     pub target: TargetDefinition,
     /// Required parameters that got a local placeholder value.
     pub placeholders: Vec<String>,
+}
+
+/// What a pipe reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipeSource {
+    /// A DynamoDB stream (`DynamoDBStreamParameters`, in [`PipeDefinition::stream`]).
+    DynamoDbStream,
+    /// An SQS queue (`SqsQueueParameters`).
+    SqsQueue(SqsQueueParameters),
+}
+
+/// `SqsQueueParameters` of a pipe, with the queue when it is one of the template's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsQueueParameters {
+    /// `BatchSize` (1-10000; default 10).
+    pub batch_size: usize,
+    /// `MaximumBatchingWindowInSeconds` (0-300; default 0).
+    pub maximum_batching_window: Duration,
+    /// The template's `AWS::SQS::Queue` the pipe reads, when `Source` is one.
+    pub queue: Option<QueueDefinition>,
+}
+
+/// An `AWS::SQS::Queue` of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDefinition {
+    /// Its logical id, which is also its name locally (`Ref` gives a URL ending in it).
+    pub logical_id: String,
+    /// `VisibilityTimeout` in seconds (SQS's default 30 when absent).
+    pub visibility_timeout_seconds: u32,
+    /// `RedrivePolicy.maxReceiveCount`, when the queue has a dead-letter queue.
+    pub max_receive_count: Option<u32>,
+    /// The logical id of the dead-letter queue (`RedrivePolicy.deadLetterTargetArn`).
+    pub dead_letter_queue: Option<String>,
+}
+
+/// SQS's visibility timeout when a queue sets none.
+const SQS_DEFAULT_VISIBILITY_TIMEOUT: u32 = 30;
+
+impl SqsQueueParameters {
+    fn read(
+        template: &Template,
+        scope: &Scope<'_>,
+        properties: &Value,
+        source_arn: &str,
+        path: &str,
+    ) -> Result<Self, TemplateError> {
+        let parameters = properties.pointer("/SourceParameters/SqsQueueParameters").unwrap_or(&Value::Null);
+        let int = |key: &str, default: i64| -> Result<i64, TemplateError> {
+            parameters.get(key).map(|v| number(v, &format!("{path}.{key}"))).transpose().map(|v| v.unwrap_or(default))
+        };
+        let batch_size = int("BatchSize", 10)?;
+        if !(1..=10_000).contains(&batch_size) {
+            return Err(TemplateError::invalid(&format!("{path}.BatchSize"), "must be 1-10000"));
+        }
+        let window = int("MaximumBatchingWindowInSeconds", 0)?;
+        if !(0..=300).contains(&window) {
+            return Err(TemplateError::invalid(&format!("{path}.MaximumBatchingWindowInSeconds"), "must be 0-300"));
+        }
+        let name = source_arn.rsplit(':').next().unwrap_or_default();
+        let queue = match template.root["Resources"].get(name) {
+            Some(resource) if resource.get("Type").and_then(Value::as_str) == Some("AWS::SQS::Queue") => {
+                Some(QueueDefinition::read(scope, name, resource)?)
+            }
+            _ => None,
+        };
+        Ok(Self { batch_size: batch_size as usize, maximum_batching_window: Duration::from_secs(window as u64), queue })
+    }
+
+    /// The batching as [`StreamParameters`] for the runtime: a file run retries a failed batch
+    /// as often as the queue would hand it out again (`maxReceiveCount` − 1; none without a
+    /// redrive policy), unbisected (Pipes does not bisect SQS batches).
+    pub fn batching(&self) -> StreamParameters {
+        let receives = self.queue.as_ref().and_then(|queue| queue.max_receive_count).unwrap_or(1);
+        StreamParameters {
+            starting_position: StartingPosition::Latest,
+            batch_size: self.batch_size,
+            maximum_batching_window: self.maximum_batching_window,
+            maximum_retry_attempts: i64::from(receives.saturating_sub(1)),
+            maximum_record_age_seconds: -1,
+            bisect_on_failure: false,
+            dead_letter_arn: None,
+        }
+    }
+}
+
+impl QueueDefinition {
+    fn read(scope: &Scope<'_>, name: &str, resource: &Value) -> Result<Self, TemplateError> {
+        let base = format!("Resources.{name}.Properties");
+        let properties = match resource.get("Properties") {
+            Some(properties) => scope.resolve_present(properties, &base)?,
+            None => Value::Null,
+        };
+        let visibility_timeout_seconds = match properties.get("VisibilityTimeout") {
+            Some(value) => u32::try_from(number(value, &format!("{base}.VisibilityTimeout"))?)
+                .map_err(|_| TemplateError::invalid(&format!("{base}.VisibilityTimeout"), "must be 0-43200"))?,
+            None => SQS_DEFAULT_VISIBILITY_TIMEOUT,
+        };
+        let redrive = properties.get("RedrivePolicy");
+        let max_receive_count = redrive
+            .and_then(|r| r.get("maxReceiveCount"))
+            .map(|value| {
+                let path = format!("{base}.RedrivePolicy.maxReceiveCount");
+                u32::try_from(number(value, &path)?).map_err(|_| TemplateError::invalid(&path, "must be 1-1000"))
+            })
+            .transpose()?;
+        let dead_letter_queue = redrive
+            .and_then(|r| r.get("deadLetterTargetArn"))
+            .and_then(Value::as_str)
+            .and_then(|arn| arn.rsplit(':').next())
+            .map(str::to_owned);
+        Ok(Self { logical_id: name.to_owned(), visibility_timeout_seconds, max_receive_count, dead_letter_queue })
+    }
 }
 
 /// Where a new pipe starts reading a stream: the stream source's own setting.
@@ -420,8 +570,9 @@ pub struct EnrichmentFunction {
     pub logical_id: String,
     /// The Lambda binary, the last segment of `CodeUri` (e.g. `patient-enricher`).
     pub binary: String,
-    /// The shipped resource it runs (`fhir_pipes_enrichers::resources::find`).
-    pub resource_name: &'static str,
+    /// The shipped resource it maps in process (`fhir_pipes_enrichers::resources::find`);
+    /// `None` for a function that only runs as its Lambda binary ([`BINARY_ONLY_ENRICHMENTS`]).
+    pub resource_name: Option<&'static str>,
     /// `Environment.Variables`, resolved, over `Globals.Function.Environment.Variables`.
     pub environment: BTreeMap<String, String>,
     /// The invocation timeout (`Timeout`, default 3 s).
@@ -430,6 +581,10 @@ pub struct EnrichmentFunction {
 
 /// The binary of the HealthLake target Lambda (the last segment of its `CodeUri`).
 pub const HEALTHLAKE_TARGET_BINARY: &str = "healthlake-target";
+
+/// Enrichment functions the local runtime runs only as their Lambda binary
+/// (`--enricher-binary`), not in process: the HealthLake change capture hydrator.
+pub const BINARY_ONLY_ENRICHMENTS: &[&str] = &["healthlake-hydrator"];
 
 /// A Lambda function of the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -472,6 +627,9 @@ pub enum TargetKind {
     },
     /// The template's HealthLake target Lambda (`healthlake-target`), with its settings.
     HealthLake(FunctionDefinition),
+    /// Another Lambda function of the template, invoked `REQUEST_RESPONSE` (e.g. the
+    /// `healthlake-publisher`): locally its binary runs behind a local Runtime API (`--target-binary`).
+    Lambda(FunctionDefinition),
     /// Anything else (only the local stdout/file target can stand in for it).
     Other,
 }

@@ -27,7 +27,7 @@ fn the_real_template_with_a_log_group_target() {
     assert_eq!(pipe.filter_patterns, [r#"{"eventName":["INSERT","MODIFY","REMOVE"]}"#]);
     assert!(pipe.filters.matches(&json!({"eventName": "REMOVE"})));
     let enrichment = pipe.enrichment.unwrap();
-    assert_eq!((enrichment.binary.as_str(), enrichment.resource_name), ("patient-enricher", "patient"));
+    assert_eq!((enrichment.binary.as_str(), enrichment.resource_name), ("patient-enricher", Some("patient")));
     assert_eq!(enrichment.timeout, Duration::from_secs(30));
     let env: Vec<(&str, &str)> = enrichment.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
@@ -226,4 +226,57 @@ fn regression_a_condition_guarding_the_resource_it_refers_to_is_an_error_not_a_s
     assert!(text.contains("!Ref Fn, prod") && text.contains("Condition: IsProd"));
     let error = Template::parse(&text).unwrap().pipe(None, &[]).unwrap_err();
     assert!(error.to_string().contains("too deeply"), "{error}");
+}
+
+#[test]
+fn the_healthlake_change_pipe_reads_its_queue_and_runs_the_hydrator_and_the_publisher() {
+    let endpoint = "https://healthlake.us-east-1.amazonaws.com/datastore/0123456789abcdef0123456789abcdef/r4/";
+    assert!(
+        real().pipe(Some("HealthLakeChangePipe"), &[]).unwrap_err().to_string().contains("CaptureHealthLakeChanges")
+    );
+    let parameters = [
+        "HealthLakeChangeCapture=Enabled".to_owned(),
+        format!("HealthLakeDatastoreEndpoint={endpoint}"),
+        "ChangeCaptureBatchSize=25".to_owned(),
+        "ChangeCaptureMaxReceiveCount=3".to_owned(),
+        "ChangeCaptureFunctionTimeout=120".to_owned(),
+    ];
+    let pipe = real().pipe(Some("HealthLakeChangePipe"), &parameters).unwrap();
+    assert_eq!(pipe.source_arn, format!("arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:ChangeCaptureQueue"));
+    let PipeSource::SqsQueue(queue) = &pipe.source else { panic!("not an SQS pipe: {:?}", pipe.source) };
+    assert_eq!((queue.batch_size, queue.maximum_batching_window), (25, Duration::from_secs(1)));
+    assert_eq!(
+        queue.queue,
+        Some(QueueDefinition {
+            logical_id: "ChangeCaptureQueue".to_owned(),
+            visibility_timeout_seconds: 720,
+            max_receive_count: Some(3),
+            dead_letter_queue: Some("ChangeCaptureDeadLetterQueue".to_owned()),
+        })
+    );
+    assert_eq!(
+        (pipe.stream.batch_size, pipe.stream.maximum_retry_attempts, pipe.stream.bisect_on_failure),
+        (25, 2, false)
+    );
+    assert!(pipe.filters.is_empty());
+    let enrichment = pipe.enrichment.unwrap();
+    assert_eq!((enrichment.binary.as_str(), enrichment.resource_name), ("healthlake-hydrator", None));
+    assert_eq!(enrichment.timeout, Duration::from_secs(120));
+    assert_eq!(enrichment.environment["FHIR_PIPES_HEALTHLAKE_ENDPOINT"], endpoint);
+    assert_eq!(enrichment.environment["FHIR_PIPES_HYDRATOR_SOURCE"], "HealthLake");
+    assert_eq!(enrichment.environment["FHIR_PIPES_HYDRATOR_MAX_PAGES"], "10");
+    assert_eq!(enrichment.environment["FHIR_PIPES_HYDRATOR_SEARCH_MARGIN_SECONDS"], "5");
+    let TargetKind::Lambda(publisher) = &pipe.target.kind else { panic!("{:?}", pipe.target.kind) };
+    assert_eq!(publisher.binary, "healthlake-publisher");
+    assert_eq!(
+        publisher.environment["FHIR_PIPES_PUBLISHER_EVENT_BUS"],
+        format!("{LOCAL_STACK_NAME}-healthlake-changes")
+    );
+    assert_eq!(publisher.environment["FHIR_PIPES_PUBLISHER_SOURCE"], "fhir-pipes.healthlake");
+    assert_eq!(publisher.environment["FHIR_PIPES_PUBLISHER_DEDUP_TABLE"], "ChangeCaptureDedupTable");
+    assert_eq!(publisher.environment["FHIR_PIPES_PUBLISHER_DEDUP_TTL_DAYS"], "7");
+    let existing_bus = [parameters.as_slice(), &["ChangeCaptureEventBusName=cdc".to_owned()]].concat();
+    let pipe = real().pipe(Some("HealthLakeChangePipe"), &existing_bus).unwrap();
+    let TargetKind::Lambda(publisher) = &pipe.target.kind else { panic!() };
+    assert_eq!(publisher.environment["FHIR_PIPES_PUBLISHER_EVENT_BUS"], "cdc");
 }
