@@ -79,6 +79,26 @@ impl FhirStoreClient {
         self.send(Method::DELETE, key, Bytes::new(), timeout).await
     }
 
+    /// `GET {base}{type}/{id}`.
+    pub async fn read(&self, resource_type: &str, id: &str, timeout: Duration) -> Result<Response, RequestError> {
+        let uri = format!("{}{resource_type}/{id}", self.base);
+        self.send_to(Method::GET, uri, Bytes::new(), &[], timeout).await
+    }
+
+    /// `GET` of a search: `{base}{type}?{query}` (`query` already percent-encoded), or a page's
+    /// `next` link (absolute, as the store gave it: its query is percent-encoded again, as
+    /// HealthLake's signature check needs). With the strong consistency header, so resources
+    /// whose index update is pending are found too.
+    pub async fn search(&self, url: &str, timeout: Duration) -> Result<Response, RequestError> {
+        let url = encode_query(url);
+        self.send_to(Method::GET, url, Bytes::new(), &[(CONSISTENCY_HEADER, "strong")], timeout).await
+    }
+
+    /// The datastore's FHIR base URL (ends with `/`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -87,12 +107,26 @@ impl FhirStoreClient {
         timeout: Duration,
     ) -> Result<Response, RequestError> {
         let uri = format!("{}{}/{}", self.base, key.resource_type, key.id);
+        self.send_to(method, uri, body, &[], timeout).await
+    }
+
+    async fn send_to(
+        &self,
+        method: Method,
+        uri: String,
+        body: Bytes,
+        extra_headers: &[(&'static str, &'static str)],
+        timeout: Duration,
+    ) -> Result<Response, RequestError> {
         let mut request = Request::builder()
             .method(method)
             .uri(&uri)
             .header(header::ACCEPT, FHIR_JSON)
             .body(body)
             .map_err(|e| RequestError::Connection(format!("invalid request: {e}")))?;
+        for (name, value) in extra_headers {
+            request.headers_mut().insert(*name, HeaderValue::from_static(value));
+        }
         if !request.body().is_empty() {
             request.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
         }
@@ -119,6 +153,57 @@ impl FhirStoreClient {
             Ok(Response { status, body, retry_after })
         };
         tokio::time::timeout(timeout, exchange).await.map_err(|_| RequestError::Timeout(timeout))?
+    }
+}
+
+/// The header that makes HealthLake's search also return resources whose index update is pending.
+pub const CONSISTENCY_HEADER: &str = "x-amz-fhir-history-consistency-level";
+
+/// `url` with every query character outside RFC 3986's unreserved set percent-encoded, keeping
+/// existing `%XX` escapes: a `next` link's opaque `page` token may hold `+`, `/` or `=` as is,
+/// and SigV4 signs the encoded form.
+pub(crate) fn encode_query(url: &str) -> String {
+    let Some((path, query)) = url.split_once('?') else { return url.to_owned() };
+    let mut encoded = String::with_capacity(url.len() + 16);
+    encoded.push_str(path);
+    for (n, parameter) in query.split('&').enumerate() {
+        encoded.push(if n == 0 { '?' } else { '&' });
+        let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        percent_encode_into(&mut encoded, name);
+        if parameter.contains('=') {
+            encoded.push('=');
+            percent_encode_into(&mut encoded, value);
+        }
+    }
+    encoded
+}
+
+fn percent_encode_into(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape = byte == b'%' && bytes.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') || escape {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_query;
+
+    #[test]
+    fn a_next_links_page_token_is_percent_encoded_once() {
+        assert_eq!(
+            encode_query("http://h/datastore/d/r4/Patient?_count=100&page=ab+c/d=="),
+            "http://h/datastore/d/r4/Patient?_count=100&page=ab%2Bc%2Fd%3D%3D"
+        );
+        let once = encode_query("http://h/r4/Patient?_lastUpdated=ge2026-12-06T18:07:16.000Z&page=a%2Bb");
+        assert_eq!(once, "http://h/r4/Patient?_lastUpdated=ge2026-12-06T18%3A07%3A16.000Z&page=a%2Bb");
+        assert_eq!(encode_query(&once), once, "encoding is idempotent");
+        assert_eq!(encode_query("http://h/r4/metadata"), "http://h/r4/metadata");
     }
 }
 

@@ -135,9 +135,7 @@ impl HealthLakeConfig {
     /// Builds the writer with the standard AWS credential chain (environment, profile, web
     /// identity, container and instance roles; on Lambda, the function's role).
     pub async fn build(self) -> Result<HealthLakeWriter, ConfigError> {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let credentials = sdk.credentials_provider().ok_or(ConfigError::NoCredentials)?;
-        let region = self.signing_region(sdk.region().map(|r| r.as_ref()))?;
+        let (credentials, region) = self.credentials_and_region().await?;
         self.build_with(credentials, region)
     }
 
@@ -147,18 +145,45 @@ impl HealthLakeConfig {
         credentials: SharedCredentialsProvider,
         region: String,
     ) -> Result<HealthLakeWriter, ConfigError> {
-        let base = self.base_url()?;
-        let client = FhirStoreClient::new(base, Signer::new(credentials, region)).map_err(ConfigError::Tls)?;
         Ok(HealthLakeWriter {
-            client,
+            client: self.client_with(credentials, region)?,
             max_concurrency: self.max_concurrency.max(1),
-            request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
-            backoff: Backoff {
-                base: Duration::from_millis(self.backoff_base_ms),
-                cap: Duration::from_millis(self.backoff_cap_ms),
-            },
+            request_timeout: self.request_timeout(),
+            backoff: self.backoff(),
             deadline_margin: Duration::from_millis(self.deadline_margin_ms),
         })
+    }
+
+    /// The standard credential chain and the signing region.
+    pub(crate) async fn credentials_and_region(&self) -> Result<(SharedCredentialsProvider, String), ConfigError> {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let credentials = sdk.credentials_provider().ok_or(ConfigError::NoCredentials)?;
+        let region = self.signing_region(sdk.region().map(|r| r.as_ref()))?;
+        Ok((credentials, region))
+    }
+
+    /// A client of the datastore, signing with `credentials` for `region`.
+    pub(crate) fn client_with(
+        &self,
+        credentials: SharedCredentialsProvider,
+        region: String,
+    ) -> Result<FhirStoreClient, ConfigError> {
+        FhirStoreClient::new(self.base_url()?, Signer::new(credentials, region)).map_err(ConfigError::Tls)
+    }
+
+    /// The datastore id in a HealthLake endpoint (`…/datastore/<id>/r4/`), if it has one.
+    pub fn datastore_id(&self) -> Option<String> {
+        let path = self.endpoint.trim().split_once("/datastore/")?.1;
+        let id = path.split('/').next().filter(|id| !id.is_empty())?;
+        Some(id.to_owned())
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    pub(crate) fn backoff(&self) -> Backoff {
+        Backoff { base: Duration::from_millis(self.backoff_base_ms), cap: Duration::from_millis(self.backoff_cap_ms) }
     }
 }
 

@@ -69,7 +69,7 @@ impl From<TargetError> for Diagnostic {
 
 /// The invocation's deadline as an [`Instant`]: `deadline_ms` is milliseconds since the epoch
 /// (`Context::deadline`), 0 when unknown.
-fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+pub(crate) fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
     if deadline_ms == 0 {
         return Instant::now() + DEFAULT_BUDGET;
     }

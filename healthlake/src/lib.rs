@@ -8,9 +8,10 @@
 //! runtime can dead-letter them. Logs carry eventIDs, resource types, statuses and issue codes,
 //! never resource content or ids.
 
-mod client;
+pub mod client;
 pub mod config;
 pub mod event;
+pub mod hydrator;
 pub mod lambda;
 pub mod outcome;
 mod signer;
