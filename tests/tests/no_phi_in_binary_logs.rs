@@ -31,7 +31,17 @@ fn environment(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 async fn start(binary: &Path, name: &str, env: BTreeMap<String, String>, log: &Path) -> LocalLambda {
-    LocalLambda::start_logging_to(binary, name, env, Duration::from_secs(30), Some(log))
+    start_with_timeout(binary, name, env, log, Duration::from_secs(30)).await
+}
+
+async fn start_with_timeout(
+    binary: &Path,
+    name: &str,
+    env: BTreeMap<String, String>,
+    log: &Path,
+    timeout: Duration,
+) -> LocalLambda {
+    LocalLambda::start_logging_to(binary, name, env, timeout, Some(log))
         .await
         .unwrap_or_else(|e| panic!("{name} does not start: {e}"))
 }
@@ -176,5 +186,68 @@ fn fhir_pipes_run_with_the_enricher_binary_logs_no_patient_data_at_trace() {
         assert!(output.status.success(), "fhir-pipes run failed:\n{logs}");
         assert_no_phi(&logs, &phi, &format!("fhir-pipes run ({policy})"));
         assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "the run logged nothing at trace:\n{logs}");
+    }
+}
+
+/// `healthlake-hydrator` reads resources (GETs, searches, full-resource notifications) and gets
+/// messages that may be malformed; a store that stays down fails the invocation.
+#[tokio::test]
+async fn the_healthlake_hydrator_binary_logs_no_patient_data_at_trace() {
+    use fhir_pipes_e2e::fhir_store::{ResourceIdVisibility, Signals, SubscriptionPayload};
+    let binary =
+        tokio::task::spawn_blocking(|| cargo_bin("fhir-pipes-healthlake", "healthlake-hydrator")).await.unwrap();
+    let store = FhirStore::start();
+    let mut signals = Signals::cloud_trail(ResourceIdVisibility::Shown);
+    signals.subscription = Signals::subscription(SubscriptionPayload::FullResource).subscription;
+    store.configure_signals(&signals).await;
+    let people = [("hyd-ermintrude", "Ermintrude", "Scrimgeour"), ("hyd-bartholomew", "Bartholomew", "Quillfeather")];
+    let mut phi = NOT_A_BATCH_PHI.map(str::to_owned).to_vec();
+    for (id, given, family) in people {
+        let patient = json!({"resourceType": "Patient", "id": id, "name": [{"given": [given], "family": family}], "birthDate": "1931-04-17"});
+        let answer = store.signed_request("PUT", &format!("Patient/{id}"), Some(&patient), SECRET_ACCESS_KEY).await;
+        assert!(answer.status < 300, "{}", answer.status);
+        phi.extend([id, given, family].map(str::to_owned));
+    }
+    phi.push("1931-04-17".to_owned());
+    let mut messages: Vec<Value> = store
+        .signals()
+        .await
+        .events
+        .iter()
+        .enumerate()
+        .map(|(n, event)| json!({"messageId": format!("hyd-msg-{n}"), "eventSource": "aws:sqs", "body": event.to_string()}))
+        .collect();
+    messages.push(json!({"messageId": "hyd-msg-bad", "eventSource": "aws:sqs", "body": "Ermintrude Scrimgeour {"}));
+    let batch = Value::Array(messages).to_string();
+
+    for (variable, level) in TRACE_SETTINGS {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("lambda.log");
+        let env = environment(&[
+            (variable, level),
+            ("FHIR_PIPES_HEALTHLAKE_ENDPOINT", &store.base_url()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+            ("AWS_REGION", REGION),
+        ]);
+        // A short deadline: the store-down invocation retries until it.
+        let mut lambda = start_with_timeout(&binary, "healthlake-hydrator", env, &log, Duration::from_secs(4)).await;
+        let answer = lambda.invoke(batch.clone().into()).await.expect("hydrated");
+        let events: Vec<Value> = serde_json::from_slice(&answer).unwrap();
+        assert!(
+            events.iter().any(|e| e["details"]["entity"]["name"][0]["family"] == "Scrimgeour"),
+            "the events do carry PHI"
+        );
+        lambda.invoke(NOT_A_BATCH.into()).await.expect_err("no batch");
+        store.inject(503, 10_000, Some("GET"), None).await;
+        lambda.invoke(batch.clone().into()).await.expect_err("the store is down");
+        store.reset().await;
+        store.configure_signals(&signals).await;
+        lambda.shutdown().await;
+        let logs = read(&log);
+        let origin = format!("healthlake-hydrator ({variable}={level})");
+        assert_no_phi(&logs, &phi, &origin);
+        assert!(logs.contains("batch hydrated") && logs.contains("hyd-msg-bad"), "{origin}: too quiet:\n{logs}");
+        assert!(logs.contains("StoreUnavailable"), "{origin}: the failed invocation is not logged:\n{logs}");
     }
 }
