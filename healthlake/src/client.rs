@@ -190,6 +190,18 @@ fn percent_encode_into(out: &mut String, text: &str) {
     }
 }
 
+/// The error and its causes, one line (hyper's own message is just "client error (Connect)").
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::encode_query;
@@ -205,16 +217,4 @@ mod tests {
         assert_eq!(encode_query(&once), once, "encoding is idempotent");
         assert_eq!(encode_query("http://h/r4/metadata"), "http://h/r4/metadata");
     }
-}
-
-/// The error and its causes, one line (hyper's own message is just "client error (Connect)").
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -132,6 +132,11 @@ async fn cloudtrail_ids_shown_read_each_resource_once_as_it_is_now() {
         json!({"command": "DELETE", "entity": {"resourceType": "Patient", "id": "cdc-c"}})
     );
     assert!(events[2]["metadata"]["idempotencyKey"].as_str().unwrap().starts_with("Patient/cdc-c/_deleted/"));
+    // A batch holding only the creates: cdc-c is gone by now, and its delete has a signal of its
+    // own (the one DELETE event), so its create gives none.
+    let creates = Value::Array(messages[..3].to_vec()).to_string();
+    let (early, early_events) = hydrate(&hydrator(&store, 100), &creates).await;
+    assert_eq!((early.counts.reads, early.counts.gone, early_events.len()), (3, 1, 2), "{early_events:#?}");
     for event in &events {
         assert_eq!((event["version"].as_str(), event["source"].as_str()), (Some("1.0"), Some("HealthLake")));
         assert_eq!(event["metadata"]["signal"], "cloudtrail");

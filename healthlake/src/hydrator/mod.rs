@@ -4,7 +4,8 @@
 //!
 //! - **Id known** (CloudTrail's `resourceId`, a notification's focus): one event per distinct
 //!   resource of the batch, for its last signal: a delete is a `DELETE`; otherwise one signed
-//!   `GET <Type>/<id>` gives the resource as it is now (404/410: a `DELETE`).
+//!   `GET <Type>/<id>` gives the resource as it is now (404/410: gone since, no event: the
+//!   delete's own signal makes the one `DELETE`, so a delete is published once).
 //! - **Full-resource notifications** carry the resource: no request.
 //! - **Id hidden**: one search per resource type and batch, from the earliest signal minus a
 //!   margin, `_lastUpdated=ge…&_count=100` with the strong consistency header, following every
@@ -102,6 +103,8 @@ pub struct HydrateCounts {
     pub unattributed_deletes: usize,
     /// `GET`s of resources.
     pub reads: usize,
+    /// Resources read by id that were gone by then (their delete's own signal makes the event).
+    pub gone: usize,
     /// Searches (one per resource type with hidden ids).
     pub searches: usize,
     /// Search pages read.
@@ -322,7 +325,7 @@ impl Hydrator {
         deadline: Instant,
         counts: &mut HydrateCounts,
     ) -> Result<Vec<PendingEvent>, HydrateError> {
-        let results: Vec<Result<(PendingEvent, u32), HydrateError>> = stream::iter(reads.into_values())
+        let results: Vec<Result<(Option<PendingEvent>, u32), HydrateError>> = stream::iter(reads.into_values())
             .map(|request| self.read_one(request, deadline))
             .buffered(self.max_concurrency)
             .collect()
@@ -331,23 +334,32 @@ impl Hydrator {
         for result in results {
             let (event, retries) = result?;
             counts.retries += retries as usize;
-            events.push(event);
+            match event {
+                Some(event) => events.push(event),
+                None => counts.gone += 1,
+            }
         }
         Ok(events)
     }
 
-    /// The event of a resource known by id, and the retries it took.
-    async fn read_one(&self, request: ReadRequest, deadline: Instant) -> Result<(PendingEvent, u32), HydrateError> {
+    /// The event of a resource known by id (none when it is gone: its delete has a signal of its
+    /// own, which makes the one `DELETE` event), and the retries it took.
+    async fn read_one(
+        &self,
+        request: ReadRequest,
+        deadline: Instant,
+    ) -> Result<(Option<PendingEvent>, u32), HydrateError> {
         let ReadRequest { message, signal } = request;
         if signal.operation == Some(Operation::Delete) {
-            return Ok((deleted_event(message, &signal), 0));
+            return Ok((Some(deleted_event(message, &signal)), 0));
         }
         let id = signal.resource_id.as_deref().expect("reads are planned for known ids");
         let what = || format!("read of a {}", signal.resource_type);
         let (response, attempts) =
             self.send(what, deadline, |timeout| self.client.read(&signal.resource_type, id, timeout)).await?;
         let event = if matches!(response.status, StatusCode::NOT_FOUND | StatusCode::GONE) {
-            deleted_event(message, &signal)
+            debug!(message, resource_type = %signal.resource_type, "gone since its signal");
+            None
         } else {
             let resource =
                 parse_resource(&response.body, &signal.resource_type).ok_or_else(|| HydrateError::Store {
@@ -355,7 +367,7 @@ impl Hydrator {
                     attempts,
                     reason: "the answer is not the resource asked for".into(),
                 })?;
-            put_event(message, &signal, resource)
+            Some(put_event(message, &signal, resource))
         };
         Ok((event, attempts - 1))
     }
@@ -726,6 +738,7 @@ pub fn log_counts(counts: &HydrateCounts, elapsed: Duration) {
         lifecycle = counts.lifecycle,
         unattributed_deletes = counts.unattributed_deletes,
         reads = counts.reads,
+        gone = counts.gone,
         searches = counts.searches,
         pages = counts.pages,
         retries = counts.retries,
