@@ -32,6 +32,8 @@ pub enum SignalKind {
     SubscriptionFullResource,
     /// A HealthLake job or datastore lifecycle event.
     Lifecycle,
+    /// A message that could not be read (the event is an `ERROR` carrying it).
+    Unreadable,
 }
 
 impl From<crate::SignalOrigin> for SignalKind {
@@ -70,7 +72,8 @@ pub struct ChangeMetadata<'a> {
     pub signal_id: Cow<'a, str>,
     /// The key the publisher de-duplicates by: `<Type>/<id>/_history/<versionId>` for a
     /// version, `<Type>/<id>/_deleted/<epoch second>` for a delete (so the CloudTrail record and
-    /// the notification of one delete are one event), the signal id otherwise.
+    /// the notification of one delete are one event), `unreadable/<messageId>` for a message
+    /// that could not be read, the signal id otherwise.
     #[serde(borrow)]
     pub idempotency_key: Cow<'a, str>,
     /// False when `details.entity` holds only the resource's identity, not the resource (it did
@@ -91,6 +94,11 @@ pub fn unattributed_delete_event_type(resource_type: &str) -> String {
 /// The idempotency key of a resource version.
 pub fn version_key(resource_type: &str, id: &str, version_id: &str) -> String {
     format!("{resource_type}/{id}/_history/{version_id}")
+}
+
+/// The idempotency key of the error event of an unreadable message.
+pub fn unreadable_key(message_id: &str) -> String {
+    format!("unreadable/{message_id}")
 }
 
 /// The idempotency key of a delete that happened at `epoch_second`.

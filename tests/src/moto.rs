@@ -251,22 +251,16 @@ impl MotoServer {
     /// Creates an event bus with a rule matching `source` and `detail_type` whose target is a
     /// new SQS queue; returns the queue URL.
     pub async fn bus_to_queue(&self, bus: &str, source: &str, detail_type: &str) -> String {
-        use aws_sdk_sqs::types::QueueAttributeName;
-        let sqs = self.sqs().await;
-        let queue_name = format!("{bus}-events");
-        let created = sqs.create_queue().queue_name(queue_name).send().await.expect("CreateQueue");
-        let queue_url = created.queue_url().expect("a queue URL").to_owned();
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("GetQueueAttributes");
-        let queue_arn = attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).expect("QueueArn");
+        self.bus_rule_to_queue(bus, &serde_json::json!({"source": [source], "detail-type": [detail_type]})).await
+    }
+
+    /// Creates an event bus with a rule of `pattern` whose target is a new SQS queue
+    /// (`<bus>-events`); returns the queue URL.
+    pub async fn bus_rule_to_queue(&self, bus: &str, pattern: &serde_json::Value) -> String {
+        let queue_url = self.create_queue(&format!("{bus}-events"), &[]).await;
+        let queue_arn = self.queue_arn(&queue_url).await;
         let events = self.eventbridge().await;
         events.create_event_bus().name(bus).send().await.expect("CreateEventBus");
-        let pattern = serde_json::json!({"source": [source], "detail-type": [detail_type]});
         let rule = format!("{bus}-to-queue");
         events
             .put_rule()
@@ -279,6 +273,86 @@ impl MotoServer {
         let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
         events.put_targets().rule(&rule).event_bus_name(bus).targets(target).send().await.expect("PutTargets");
         queue_url
+    }
+
+    /// Creates the queue `name` with `attributes`; returns its URL.
+    pub async fn create_queue(
+        &self,
+        name: &str,
+        attributes: &[(aws_sdk_sqs::types::QueueAttributeName, String)],
+    ) -> String {
+        let mut request = self.sqs().await.create_queue().queue_name(name);
+        for (attribute, value) in attributes {
+            request = request.attributes(attribute.clone(), value);
+        }
+        request.send().await.expect("CreateQueue").queue_url().expect("a queue URL").to_owned()
+    }
+
+    /// Creates `dead_letter` and the queue `name` redriving to it after `max_receive_count`
+    /// receives, with `visibility_timeout` seconds; returns the queue's URL.
+    pub async fn create_queue_with_dead_letter(
+        &self,
+        name: &str,
+        dead_letter: &str,
+        visibility_timeout: u32,
+        max_receive_count: u32,
+    ) -> String {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let dead_letter_url = self.create_queue(dead_letter, &[]).await;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": self.queue_arn(&dead_letter_url).await,
+            "maxReceiveCount": max_receive_count.to_string(),
+        });
+        let attributes = [
+            (QueueAttributeName::VisibilityTimeout, visibility_timeout.to_string()),
+            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        ];
+        self.create_queue(name, &attributes).await
+    }
+
+    /// The ARN of the queue at `queue_url`.
+    pub async fn queue_arn(&self, queue_url: &str) -> String {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let attributes = self
+            .sqs()
+            .await
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).expect("QueueArn").clone()
+    }
+
+    /// Creates the change publisher's de-duplication table `name` (key `idempotencyKey`, TTL on
+    /// `expiresAt`), as the template does.
+    pub async fn create_dedup_table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+        };
+        let dynamodb = self.dynamodb().await;
+        let key = AttributeDefinition::builder()
+            .attribute_name("idempotencyKey")
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("an attribute");
+        let schema = KeySchemaElement::builder()
+            .attribute_name("idempotencyKey")
+            .key_type(KeyType::Hash)
+            .build()
+            .expect("a key");
+        dynamodb
+            .create_table()
+            .table_name(name)
+            .attribute_definitions(key)
+            .key_schema(schema)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("CreateTable");
+        let ttl = TimeToLiveSpecification::builder().attribute_name("expiresAt").enabled(true).build().expect("a TTL");
+        dynamodb.update_time_to_live().table_name(name).time_to_live_specification(ttl).send().await.expect("TTL");
     }
 
     /// Receives (and deletes) messages until the queue is empty; every body parsed as JSON.

@@ -41,7 +41,7 @@ use fhir_pipes_cdc::{
     ChangeSignal, LifecycleSignal, Operation, ParsedMessage, Signal, SignalError, Timestamp,
     event::{
         ChangeMetadata, SIGNAL_FAILED_EVENT_TYPE, SignalKind, change_event_type, delete_key,
-        unattributed_delete_event_type, version_key,
+        unattributed_delete_event_type, unreadable_key, version_key,
     },
     parse_message,
 };
@@ -310,10 +310,10 @@ impl Hydrator {
                             kind: Cow::Borrowed("other_datastore"),
                             message: Cow::Borrowed("the signal is of another datastore than the hydrator's endpoint"),
                         };
-                        plan.events.push(error_event(index, error));
+                        plan.events.push(error_event(index, Some(&parsed.message_id), error));
                         continue;
                     }
-                    plan.change(index, change, event_time);
+                    plan.change(index, &parsed.message_id, change, event_time);
                 }
             }
         }
@@ -543,10 +543,10 @@ impl Plan {
             kind: Cow::Borrowed(error.kind.code()),
             message: Cow::Owned(error.to_string()),
         };
-        self.events.push(error_event(index, details));
+        self.events.push(error_event(index, error.message_id.as_deref(), details));
     }
 
-    fn change(&mut self, index: usize, signal: ChangeSignal, message_time: Option<Timestamp>) {
+    fn change(&mut self, index: usize, message_id: &str, signal: ChangeSignal, message_time: Option<Timestamp>) {
         match (&signal.resource, &signal.resource_id) {
             (Some(resource), _) => match ReadResource::from_json(resource.clone()) {
                 Some(read) if read.resource_type == signal.resource_type => {
@@ -554,6 +554,7 @@ impl Plan {
                 }
                 _ => self.events.push(error_event(
                     index,
+                    Some(message_id),
                     ErrorDetails {
                         field: Cow::Borrowed("body.detail.entry.resource"),
                         kind: Cow::Borrowed("invalid_resource"),
@@ -582,6 +583,7 @@ impl Plan {
                 }
                 None => self.events.push(error_event(
                     index,
+                    Some(message_id),
                     ErrorDetails {
                         field: Cow::Borrowed("body.detail.eventTime"),
                         kind: Cow::Borrowed("missing_field"),
@@ -666,13 +668,22 @@ fn lifecycle_event(message: usize, signal: LifecycleSignal) -> PendingEvent {
     }
 }
 
-fn error_event(message: usize, error: ErrorDetails<'static>) -> PendingEvent {
-    PendingEvent {
-        message,
-        event_type: SIGNAL_FAILED_EVENT_TYPE.to_owned(),
-        body: Body::Error { error, message },
-        metadata: None,
-    }
+/// The `ERROR` event of message `message` (`message_id`, when it has a readable one).
+fn error_event(message: usize, message_id: Option<&str>, error: ErrorDetails<'static>) -> PendingEvent {
+    let signal_id = message_id.map_or_else(|| format!("message-{message}"), str::to_owned);
+    let metadata = ChangeMetadata {
+        datastore_id: None,
+        resource_type: None,
+        id: None,
+        version_id: None,
+        last_updated: None,
+        signal: SignalKind::Unreadable,
+        idempotency_key: Cow::Owned(unreadable_key(&signal_id)),
+        signal_id: Cow::Owned(signal_id),
+        hydrated: false,
+    };
+    let body = Body::Error { error, message };
+    PendingEvent { message, event_type: SIGNAL_FAILED_EVENT_TYPE.to_owned(), body, metadata: Some(metadata) }
 }
 
 /// `{resourceType, id}` of a resource, for an event that cannot carry it.
