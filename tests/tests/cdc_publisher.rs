@@ -9,9 +9,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
-};
 use fhir_pipes_core::{
     ENVELOPE_VERSION, Envelope,
     envelope::{Details, ErrorDetails, ResourceRef},
@@ -30,61 +27,11 @@ const SOURCE: &str = "fhir-pipes.healthlake";
 const TABLE: &str = "cdc-dedup";
 
 /// Creates the bus with a rule sending everything of [`SOURCE`] to a new queue (its URL), and
-/// the de-duplication table with TTL on `expiresAt`.
+/// the de-duplication table with TTL on `expiresAt` (once per server).
 async fn infrastructure(moto: &MotoServer, bus: &str) -> String {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let sqs = moto.sqs().await;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{bus}-events"))
-        .send()
-        .await
-        .expect("CreateQueue")
-        .queue_url()
-        .expect("a queue URL")
-        .to_owned();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("GetQueueAttributes");
-    let queue_arn = attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).expect("QueueArn");
-    let events = moto.eventbridge().await;
-    events.create_event_bus().name(bus).send().await.expect("CreateEventBus");
-    let rule = format!("{bus}-all");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(bus)
-        .event_pattern(json!({"source": [SOURCE]}).to_string())
-        .send()
-        .await
-        .expect("PutRule");
-    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
-    events.put_targets().rule(&rule).event_bus_name(bus).targets(target).send().await.expect("PutTargets");
-
-    let dynamodb = moto.dynamodb().await;
-    if dynamodb.describe_table().table_name(TABLE).send().await.is_err() {
-        let key = AttributeDefinition::builder()
-            .attribute_name("idempotencyKey")
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap();
-        let schema =
-            KeySchemaElement::builder().attribute_name("idempotencyKey").key_type(KeyType::Hash).build().unwrap();
-        dynamodb
-            .create_table()
-            .table_name(TABLE)
-            .attribute_definitions(key)
-            .key_schema(schema)
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .expect("CreateTable");
-        let ttl = TimeToLiveSpecification::builder().attribute_name("expiresAt").enabled(true).build().unwrap();
-        dynamodb.update_time_to_live().table_name(TABLE).time_to_live_specification(ttl).send().await.expect("TTL");
+    let queue_url = moto.bus_rule_to_queue(bus, &json!({"source": [SOURCE]})).await;
+    if moto.dynamodb().await.describe_table().table_name(TABLE).send().await.is_err() {
+        moto.create_dedup_table(TABLE).await;
     }
     queue_url
 }

@@ -64,28 +64,6 @@ async fn run(config: &RunConfig) -> Summary {
     runtime.run().await.unwrap_or_else(|e| panic!("the run failed: {e}"))
 }
 
-/// Creates the dead-letter queue and the change queue with a redrive policy; returns the
-/// change queue's URL.
-async fn create_queues(moto: &MotoServer, visibility_timeout: u32, max_receive_count: u32) -> String {
-    let sqs = moto.sqs().await;
-    let dead_letter_url =
-        sqs.create_queue().queue_name(DEAD_LETTER_QUEUE).send().await.expect("CreateQueue").queue_url.unwrap();
-    let redrive = json!({
-        "deadLetterTargetArn": format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{DEAD_LETTER_QUEUE}"),
-        "maxReceiveCount": max_receive_count.to_string(),
-    });
-    let _ = dead_letter_url;
-    sqs.create_queue()
-        .queue_name(QUEUE)
-        .attributes(QueueAttributeName::VisibilityTimeout, visibility_timeout.to_string())
-        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .send()
-        .await
-        .expect("CreateQueue")
-        .queue_url
-        .unwrap()
-}
-
 /// An EventBridge event as an HealthLake rule delivers it (made-up ids).
 fn event(number: usize) -> String {
     json!({
@@ -163,7 +141,7 @@ async fn bodies_in(moto: &MotoServer, queue: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn messages_are_handed_over_in_batches_in_the_pipes_sqs_shape_and_deleted_after_success() {
     let moto = MotoServer::start();
-    let queue_url = create_queues(&moto, 30, 3).await;
+    let queue_url = moto.create_queue_with_dead_letter(QUEUE, DEAD_LETTER_QUEUE, 30, 3).await;
     let sent = send_events(&moto, &queue_url, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("records.ndjson");
@@ -215,7 +193,7 @@ fn failing_binary() -> PathBuf {
 #[tokio::test]
 async fn a_failing_enrichment_leaves_the_messages_for_redelivery_then_the_redrive_policy_dead_letters_them() {
     let moto = MotoServer::start();
-    let queue_url = create_queues(&moto, 1, 2).await;
+    let queue_url = moto.create_queue_with_dead_letter(QUEUE, DEAD_LETTER_QUEUE, 1, 2).await;
     let sent = send_events(&moto, &queue_url, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("records.ndjson");
@@ -242,7 +220,7 @@ async fn a_failing_enrichment_leaves_the_messages_for_redelivery_then_the_redriv
 #[tokio::test]
 async fn a_run_stopped_after_a_batch_leaves_the_rest_and_a_killed_runs_messages_come_back() {
     let moto = MotoServer::start();
-    let queue_url = create_queues(&moto, 2, 5).await;
+    let queue_url = moto.create_queue_with_dead_letter(QUEUE, DEAD_LETTER_QUEUE, 2, 5).await;
     let sent = send_events(&moto, &queue_url, 5).await;
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("records.ndjson");
