@@ -1,13 +1,11 @@
 //! The Lambda side: the Pipe invokes it with the enriched batch (a JSON array of envelopes); it
 //! answers with the events that failed, by correlationId, so the Pipe retries only those.
 
-use std::{
-    collections::HashSet,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant};
 
+use fhir_pipes_core::lambda_answer::deadline_from_epoch_ms;
+pub use fhir_pipes_core::lambda_answer::{BatchItemFailure, BatchResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tracing::{Instrument, error, info, info_span};
 
@@ -15,25 +13,6 @@ use crate::{
     HealthLakeConfig,
     writer::{Applied, HealthLakeWriter, WriteReport, log_failures},
 };
-
-/// The time allowed when the invocation has no deadline (a `Context::default()` in tests).
-const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
-
-/// The partial-failure answer Pipes reads from a Lambda target.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchResponse {
-    /// The events to retry; empty when all were written.
-    pub batch_item_failures: Vec<BatchItemFailure>,
-}
-
-/// One event to retry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchItemFailure {
-    /// The event's correlationId: the source record's eventID, which Pipes matches.
-    pub item_identifier: String,
-}
 
 /// Why a whole invocation fails (the Pipe then retries the whole batch).
 #[derive(Debug, thiserror::Error)]
@@ -67,16 +46,6 @@ impl From<TargetError> for Diagnostic {
     }
 }
 
-/// The invocation's deadline as an [`Instant`]: `deadline_ms` is milliseconds since the epoch
-/// (`Context::deadline`), 0 when unknown.
-pub(crate) fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    if deadline_ms == 0 {
-        return Instant::now() + DEFAULT_BUDGET;
-    }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-}
-
 /// The handler: writes the batch, logs failures (PHI-free) and a summary, answers with the
 /// failed events' correlationIds.
 pub async fn handle(
@@ -102,17 +71,10 @@ pub async fn handle(
 
 /// The failed events' correlationIds, once each, in batch order.
 pub fn response(report: &WriteReport) -> Result<BatchResponse, TargetError> {
-    let mut failures: Vec<BatchItemFailure> = Vec::new();
-    let mut listed: HashSet<&str> = HashSet::new();
-    for (index, outcome, failure) in report.failures() {
-        let Some(id) = &outcome.correlation_id else {
-            return Err(TargetError::Unidentified { index, kind: failure.kind_name() });
-        };
-        if listed.insert(id) {
-            failures.push(BatchItemFailure { item_identifier: id.clone() });
-        }
-    }
-    Ok(BatchResponse { batch_item_failures: failures })
+    let failures = report
+        .failures()
+        .map(|(index, outcome, failure)| (index, outcome.correlation_id.as_deref(), failure.kind_name()));
+    BatchResponse::of_failures(failures).map_err(|(index, kind)| TargetError::Unidentified { index, kind })
 }
 
 fn log_summary(report: &WriteReport, elapsed: Duration) {
@@ -141,17 +103,6 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_deadline_comes_from_the_context_or_a_default_budget() {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        let left = deadline_from_epoch_ms(now_ms + 5_000).saturating_duration_since(Instant::now());
-        assert!(left <= Duration::from_secs(5) && left > Duration::from_secs(3), "{left:?}");
-        let passed = deadline_from_epoch_ms(now_ms - 1_000).saturating_duration_since(Instant::now());
-        assert_eq!(passed, Duration::ZERO, "a deadline in the past leaves no time");
-        let unknown = deadline_from_epoch_ms(0).saturating_duration_since(Instant::now());
-        assert!(unknown > DEFAULT_BUDGET - Duration::from_secs(2) && unknown <= DEFAULT_BUDGET, "{unknown:?}");
-    }
 
     #[tokio::test]
     async fn a_payload_that_is_not_an_array_fails_the_invocation_with_a_typed_diagnostic() {

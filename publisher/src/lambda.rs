@@ -2,36 +2,15 @@
 //! array of envelopes; it answers with the SQS messages whose events were not all published, so
 //! the Pipe retries only those.
 
-use std::{
-    collections::HashSet,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant};
 
+use fhir_pipes_core::lambda_answer::deadline_from_epoch_ms;
+pub use fhir_pipes_core::lambda_answer::{BatchItemFailure, BatchResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tracing::{Instrument, error, info, info_span};
 
 use crate::{Publisher, PublisherConfig, bus::EventBus, dedup::DedupTable, publisher::PublishReport};
-
-/// The time allowed when the invocation has no deadline (a `Context::default()` in tests).
-const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
-
-/// The partial-failure answer Pipes reads from a Lambda target.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchResponse {
-    /// The messages to retry; empty when every event was published (or was a duplicate).
-    pub batch_item_failures: Vec<BatchItemFailure>,
-}
-
-/// One message to retry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchItemFailure {
-    /// The events' correlationId: the SQS messageId their signal came in.
-    pub item_identifier: String,
-}
 
 /// Why a whole invocation fails (the Pipe then retries the whole batch).
 #[derive(Debug, thiserror::Error)]
@@ -67,16 +46,6 @@ impl From<PublisherError> for Diagnostic {
     }
 }
 
-/// The invocation's deadline as an [`Instant`]: `deadline_ms` is milliseconds since the epoch
-/// (`Context::deadline`), 0 when unknown.
-fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    if deadline_ms == 0 {
-        return Instant::now() + DEFAULT_BUDGET;
-    }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-}
-
 /// The handler: publishes the batch, logs each failed event and a summary (PHI-free: counts,
 /// correlationIds, eventTypes, error kinds; never an idempotency key or a resource id), answers
 /// with the messages to retry.
@@ -103,17 +72,9 @@ pub async fn handle<B: EventBus, T: DedupTable>(
 
 /// The correlationIds of the events not published, once each, in batch order.
 pub fn response(report: &PublishReport) -> Result<BatchResponse, PublisherError> {
-    let mut failures: Vec<BatchItemFailure> = Vec::new();
-    let mut listed: HashSet<&str> = HashSet::new();
-    for (index, outcome, kind) in report.failures() {
-        let Some(id) = &outcome.correlation_id else {
-            return Err(PublisherError::Unidentified { index, kind: kind.to_owned() });
-        };
-        if listed.insert(id) {
-            failures.push(BatchItemFailure { item_identifier: id.clone() });
-        }
-    }
-    Ok(BatchResponse { batch_item_failures: failures })
+    let failures = report.failures().map(|(index, outcome, kind)| (index, outcome.correlation_id.as_deref(), kind));
+    BatchResponse::of_failures(failures)
+        .map_err(|(index, kind)| PublisherError::Unidentified { index, kind: kind.to_owned() })
 }
 
 /// One line per event not published.

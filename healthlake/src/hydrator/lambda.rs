@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use tracing::{Instrument, error, info_span};
 
 use super::{HydrateError, Hydrator, HydratorConfig, log_counts};
-use crate::lambda::deadline_from_epoch_ms;
+use fhir_pipes_core::lambda_answer::deadline_from_epoch_ms;
 
 impl From<HydrateError> for Diagnostic {
     fn from(error: HydrateError) -> Self {
