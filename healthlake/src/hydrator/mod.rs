@@ -54,6 +54,9 @@ use crate::client::{FhirStoreClient, RequestError, Response};
 
 pub use config::HydratorConfig;
 
+/// The least time left for which another attempt is started.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
+
 /// Reads changed resources from a HealthLake datastore; built by [`HydratorConfig::build`].
 pub struct Hydrator {
     client: FhirStoreClient,
@@ -429,10 +432,11 @@ impl Hydrator {
         Fut: std::future::Future<Output = Result<Response, RequestError>>,
     {
         let mut attempt = 0;
+        let mut last_answer: Option<String> = None;
         loop {
             attempt += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let outcome = request(self.request_timeout.min(left.max(Duration::from_millis(1)))).await;
+            let timeout = self.request_timeout.min(deadline.saturating_duration_since(Instant::now()));
+            let outcome = request(timeout.max(Duration::from_millis(1))).await;
             let (reason, retry_after) = match outcome {
                 Ok(response)
                     if response.status.is_success()
@@ -454,13 +458,20 @@ impl Hydrator {
                         reason: format!("HTTP {} (not retried)", response.status.as_u16()),
                     });
                 }
+                // Cut short by the deadline, not by the store: its last answer says more.
+                Err(RequestError::Timeout(_)) if timeout < self.request_timeout && last_answer.is_some() => {
+                    let reason = last_answer.take().unwrap_or_default();
+                    return Err(HydrateError::Store { what: what(), attempts: attempt, reason });
+                }
                 Err(error) => (error.to_string(), None),
             };
             let sleep = retry_after.unwrap_or_else(|| self.backoff.delay(attempt)).max(Duration::from_millis(1));
-            if Instant::now() + sleep >= deadline {
+            // No attempt is started with too little time left to get an answer.
+            if Instant::now() + sleep + MIN_ATTEMPT_TIME >= deadline {
                 return Err(HydrateError::Store { what: what(), attempts: attempt, reason });
             }
             warn!(request = %what(), attempt, reason = %reason, "retrying");
+            last_answer = Some(reason);
             tokio::time::sleep(sleep).await;
         }
     }
