@@ -330,9 +330,10 @@ async fn a_file_of_eventbridge_events_runs_the_change_pipe_with_no_service() {
     let ids: BTreeSet<&str> = records.iter().map(|r| r["messageId"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), records.len(), "a new messageId each");
 
-    // The hydrator only runs as its binary, and the publisher target needs one or --output.
-    let error = RunConfig { no_enrichment: false, ..config.clone() }.build().await.unwrap_err().to_string();
-    assert!(error.contains("--enricher-binary"), "{error}");
+    // Without --no-enrichment the hydrator runs in process.
+    let (runtime, _) =
+        RunConfig { no_enrichment: false, ..config.clone() }.build().await.expect("the hydrator in process");
+    assert!(format!("{:?}", runtime.enrichment).contains("Hydrator"), "{:?}", runtime.enrichment);
     // Against AWS (an endpoint), the target is the template's: the publisher function.
     let against_aws = RunConfig { output: None, endpoint_url: Some("http://127.0.0.1:9".to_owned()), ..config.clone() };
     let error = against_aws.build().await.unwrap_err().to_string();

@@ -20,7 +20,10 @@ use crate::{
         cloudwatch_logs::CloudWatchLogsConfig, eventbridge::EventBridgeConfig, healthlake::HealthLakeTarget,
         lambda::LambdaTargetConfig, ndjson::NdjsonTarget, sqs_dead_letter::SqsDeadLetterConfig,
     },
-    template::{DEFAULT_TEMPLATE_PATH, PipeDefinition, PipeSource, SqsQueueParameters, TargetKind, Template},
+    template::{
+        DEFAULT_TEMPLATE_PATH, HEALTHLAKE_HYDRATOR_BINARY, PipeDefinition, PipeSource, SqsQueueParameters, TargetKind,
+        Template,
+    },
 };
 
 /// The demo batch read when no input is given.
@@ -171,6 +174,9 @@ impl RunConfig {
                     function.environment.extend(aws);
                 }
                 Enrichment::binary(&function, binary).await?
+            }
+            (Some(function), None) if function.binary == HEALTHLAKE_HYDRATOR_BINARY => {
+                Enrichment::hydrator(function).await?
             }
             (Some(function), None) => Enrichment::in_process(function, self.lookup_client().await)?,
             (None, Some(_)) => {

@@ -1,13 +1,17 @@
 //! The enrichment step: in-process through the shipped mapping (default), or by invoking the
 //! real Lambda binary behind a local Runtime API.
 
-use std::path::Path;
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use fhir_pipes_enrichers::{BatchEnricher, Fetcher, LookupConfig, dynamodb_lookup::DynamoDbLookup, resources};
+use fhir_pipes_healthlake::hydrator::{HydrateError, Hydrator, HydratorConfig};
 
 use super::lambda_api::{InvokeFailure, LambdaApiError, LocalLambda};
 use crate::template::EnrichmentFunction;
@@ -26,6 +30,14 @@ pub enum EnrichmentError {
     /// The Lambda binary cannot be started.
     #[error(transparent)]
     Lambda(#[from] LambdaApiError),
+    /// The HealthLake hydrator cannot be set up (its endpoint, region or credentials).
+    #[error("enrichment function {function}: {source}")]
+    Hydrator {
+        /// The function's logical id.
+        function: String,
+        /// What is wrong.
+        source: fhir_pipes_healthlake::ConfigError,
+    },
 }
 
 /// A failed enrichment of one batch.
@@ -65,6 +77,9 @@ pub enum Enrichment {
     /// The shipped mapping, in this process, with the fetcher of its lookups when it declares
     /// some and the run has AWS (or an endpoint) to fetch them from.
     InProcess(Box<dyn BatchEnricher>, Option<Fetcher<DynamoDbLookup>>),
+    /// The HealthLake change hydrator, in this process, with the function's timeout as each
+    /// batch's deadline.
+    Hydrator(Box<Hydrator>, Duration),
     /// The Lambda binary behind a local Runtime API.
     Binary(Box<LocalLambda>),
 }
@@ -77,6 +92,7 @@ impl std::fmt::Debug for Enrichment {
                 let lookups = if lookups.is_some() { ", with lookups" } else { "" };
                 write!(f, "Enrichment::InProcess({}{lookups})", enricher.resource_type())
             }
+            Enrichment::Hydrator(..) => f.write_str("Enrichment::Hydrator"),
             Enrichment::Binary(lambda) => write!(f, "Enrichment::Binary({lambda:?})"),
         }
     }
@@ -90,10 +106,7 @@ impl Enrichment {
         let Some(resource) = function.resource_name.and_then(resources::find) else {
             return Err(EnrichmentError::Settings {
                 function: function.logical_id.clone(),
-                message: format!(
-                    "`{}` runs only as its Lambda binary: give --enricher-binary PATH (or --no-enrichment)",
-                    function.binary
-                ),
+                message: format!("`{}` is no shipped enrichment", function.binary),
             });
         };
         let settings = |name: &str| function.environment.get(name).cloned();
@@ -101,6 +114,14 @@ impl Enrichment {
             .map_err(|message| EnrichmentError::Settings { function: function.logical_id.clone(), message })?;
         let fetcher = lookups.filter(|_| enricher.uses_lookups()).map(|client| LookupConfig::default().build(client));
         Ok(Self::InProcess(enricher, fetcher))
+    }
+
+    /// The HealthLake change hydrator in this process, configured by the function's environment
+    /// and signing with the credentials of this process's environment (the standard chain).
+    pub async fn hydrator(function: &EnrichmentFunction) -> Result<Self, EnrichmentError> {
+        let error = |source| EnrichmentError::Hydrator { function: function.logical_id.clone(), source };
+        let config = HydratorConfig::from_env(|name| function.environment.get(name).cloned()).map_err(error)?;
+        Ok(Self::Hydrator(Box::new(config.build().await.map_err(error)?), function.timeout))
     }
 
     /// The function's binary at `binary`, run with the function's environment.
@@ -131,6 +152,19 @@ impl Enrichment {
                         failed: enriched.counts.failed,
                     }),
                     Err(error) => Err(EnrichFailure::of(format!("{}: {error}", error.kind()), false)),
+                }
+            }
+            Enrichment::Hydrator(hydrator, timeout) => {
+                match hydrator.hydrate(&batch_json(records), Instant::now() + *timeout).await {
+                    Ok(hydrated) => {
+                        let failed = hydrated.counts.unreadable;
+                        Ok(EnrichedBatch { events: hydrated.events, skipped: 0, failed })
+                    }
+                    // The store may answer on a later try; a batch that is no batch never will.
+                    Err(error) => {
+                        let retryable = !matches!(error, HydrateError::NotABatch(_));
+                        Err(EnrichFailure::of(format!("{}: {error}", error.kind()), retryable))
+                    }
                 }
             }
             Enrichment::Binary(lambda) => match lambda.invoke(Bytes::from(batch_json(records))).await {

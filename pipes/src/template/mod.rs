@@ -257,10 +257,10 @@ impl Template {
         let function = self.function(scope, arn, path)?;
         let resource = match fhir_pipes_enrichers::resources::find(&function.binary) {
             Some(resource) => Some(resource.name),
-            None if BINARY_ONLY_ENRICHMENTS.contains(&function.binary.as_str()) => None,
+            None if function.binary == HEALTHLAKE_HYDRATOR_BINARY => None,
             None => {
                 let mut known: Vec<&str> = fhir_pipes_enrichers::RESOURCES.iter().map(|r| r.binary).collect();
-                known.extend(BINARY_ONLY_ENRICHMENTS);
+                known.push(HEALTHLAKE_HYDRATOR_BINARY);
                 return Err(TemplateError::UnknownEnricher {
                     path: format!("Resources.{}.Properties.CodeUri", function.logical_id),
                     binary: function.binary.clone(),
@@ -571,7 +571,8 @@ pub struct EnrichmentFunction {
     /// The Lambda binary, the last segment of `CodeUri` (e.g. `patient-enricher`).
     pub binary: String,
     /// The shipped resource it maps in process (`fhir_pipes_enrichers::resources::find`);
-    /// `None` for a function that only runs as its Lambda binary ([`BINARY_ONLY_ENRICHMENTS`]).
+    /// `None` for the HealthLake change hydrator ([`HEALTHLAKE_HYDRATOR_BINARY`]), which maps
+    /// nothing.
     pub resource_name: Option<&'static str>,
     /// `Environment.Variables`, resolved, over `Globals.Function.Environment.Variables`.
     pub environment: BTreeMap<String, String>,
@@ -582,9 +583,8 @@ pub struct EnrichmentFunction {
 /// The binary of the HealthLake target Lambda (the last segment of its `CodeUri`).
 pub const HEALTHLAKE_TARGET_BINARY: &str = "healthlake-target";
 
-/// Enrichment functions the local runtime runs only as their Lambda binary
-/// (`--enricher-binary`), not in process: the HealthLake change capture hydrator.
-pub const BINARY_ONLY_ENRICHMENTS: &[&str] = &["healthlake-hydrator"];
+/// The binary of the HealthLake change capture hydrator (an enrichment that reads HealthLake).
+pub const HEALTHLAKE_HYDRATOR_BINARY: &str = "healthlake-hydrator";
 
 /// A Lambda function of the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
