@@ -48,7 +48,7 @@ store=$!
 keep() { [ -z "${CDC_RESULTS:-}" ] || { mkdir -p "$CDC_RESULTS" && cp "$work"/run-*.json "$work"/lambda-*.json "$CDC_RESULTS"/ 2>/dev/null; }; }
 trap 'kill $store $moto 2>/dev/null; keep || true; rm -rf "$work"' EXIT
 for _ in $(seq 300); do
-  grep -q listening "$work/store.log" && curl -sf -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break
+  grep -qs listening "$work/store.log" && curl -sf -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break
   kill -0 $store && kill -0 $moto || break; sleep 0.2
 done
 grep -q listening "$work/store.log" || { echo "the FHIR store did not start:"; cat "$work/store.log"; exit 1; } >&2
