@@ -225,7 +225,7 @@ async fn hidden_ids_are_published_from_one_search_over_more_than_three_pages() {
         &services,
         dir.path(),
         Hydrator::InProcess,
-        &["ChangeCaptureBatchSize=400", "ChangeCaptureBatchingWindowInSeconds=5"],
+        &["ChangeCaptureBatchSize=310", "ChangeCaptureBatchingWindowInSeconds=60"],
         &[],
     );
     let requests = services.store.requests().await.split_off(before);
@@ -235,8 +235,8 @@ async fn hidden_ids_are_published_from_one_search_over_more_than_three_pages() {
         .filter_map(|r| r.query.as_deref())
         .filter(|q| q.contains("_count"))
         .collect();
-    // Each search (one per batch: the batching window may cut the queue in more than one) and
-    // the pages it followed. The first batch's search starts before every write: 4 pages of 100.
+    // One batch of the 310 signals (its size; the window is only a bound), so one search over
+    // their times: 4 pages of 100. Each search is counted with the pages it followed.
     let mut chains: Vec<usize> = Vec::new();
     for query in &searches {
         match chains.last_mut() {

@@ -7,8 +7,9 @@
 //!   `GET <Type>/<id>` gives the resource as it is now (404/410: gone since, no event: the
 //!   delete's own signal makes the one `DELETE`, so a delete is published once).
 //! - **Full-resource notifications** carry the resource: no request.
-//! - **Id hidden**: one search per resource type and batch, from the earliest signal minus a
-//!   margin, `_lastUpdated=ge…&_count=100` with the strong consistency header, following every
+//! - **Id hidden**: one search per resource type and batch, over the batch's signal times widened
+//!   by a margin, `_lastUpdated=ge…&_lastUpdated=le…&_count=100` (later changes have signals of
+//!   their own) with the strong consistency header, following every
 //!   `next` link up to a page cap. A hidden-id delete cannot be attributed: a `NOTIFY` event says
 //!   so.
 //! - 429, 5xx, 408 and connection errors are retried with backoff and full jitter within the
@@ -248,6 +249,8 @@ struct ReadRequest {
 struct SearchRequest {
     message: usize,
     since: Timestamp,
+    /// The latest signal's time: later changes have signals of their own, in later batches.
+    until: Timestamp,
     signal: ChangeSignal,
 }
 
@@ -382,8 +385,14 @@ impl Hydrator {
         deadline: Instant,
         counts: &mut HydrateCounts,
     ) -> Result<Vec<PendingEvent>, HydrateError> {
-        let since = Timestamp::from_epoch_millis(request.since.epoch_millis() - self.search_margin.as_millis() as i64);
-        let mut url = format!("{}{resource_type}?_lastUpdated=ge{since}&_count={}", self.client.base(), self.page_size);
+        let margin = self.search_margin.as_millis() as i64;
+        let since = Timestamp::from_epoch_millis(request.since.epoch_millis() - margin);
+        let until = Timestamp::from_epoch_millis(request.until.epoch_millis() + margin);
+        let mut url = format!(
+            "{}{resource_type}?_lastUpdated=ge{since}&_lastUpdated=le{until}&_count={}",
+            self.client.base(),
+            self.page_size
+        );
         let mut events = Vec::new();
         for page in 1..=self.max_pages {
             let what = || format!("search of {resource_type}, page {page}");
@@ -586,10 +595,16 @@ impl Plan {
             (None, None) => match signal.event_time.or(message_time) {
                 Some(time) => {
                     // The search answers the message with the earliest time, so its retry covers all.
-                    let earliest = self.searches.get(&signal.resource_type).is_none_or(|search| time < search.since);
-                    if earliest {
-                        let request = SearchRequest { message: index, since: time, signal };
-                        self.searches.insert(request.signal.resource_type.clone(), request);
+                    match self.searches.get_mut(&signal.resource_type) {
+                        Some(search) if time < search.since => {
+                            let until = search.until;
+                            *search = SearchRequest { message: index, since: time, until, signal };
+                        }
+                        Some(search) => search.until = search.until.max(time),
+                        None => {
+                            let request = SearchRequest { message: index, since: time, until: time, signal };
+                            self.searches.insert(request.signal.resource_type.clone(), request);
+                        }
                     }
                 }
                 None => self.events.push(error_event(
