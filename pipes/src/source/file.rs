@@ -266,7 +266,10 @@ impl FileSource {
         position: Position,
         name: &str,
     ) -> Result<Option<Record>, FileSourceError> {
-        let probe: Probe<'_> = serde_json::from_str(raw.get()).map_err(|_| match position {
+        // Only an object: serde would also read the probe's struct from an array (`[null, null]`),
+        // which the source ARN is then spliced into as if it were an object.
+        let probe = if raw.get().starts_with('{') { serde_json::from_str::<Probe<'_>>(raw.get()).ok() } else { None };
+        let probe = probe.ok_or_else(|| match position {
             Position::Line(line) => {
                 FileSourceError::Line { input: name.to_owned(), line, what: "not a JSON object".to_owned() }
             }
@@ -585,6 +588,16 @@ mod tests {
         assert!(error.to_string().contains("line 1") && !error.to_string().contains("Quennell"), "{error}");
         let error = FileSource::open(&FileInput::Path("/nonexistent/records.json".into()), &options(1, None));
         assert!(error.unwrap_err().to_string().contains("/nonexistent/records.json"));
+    }
+
+    #[test]
+    fn regression_an_array_record_is_not_an_object() {
+        // Reproduced with the state_files fuzz target: an array record read as the probe struct, then
+        // treated as an object when its `null` first element was taken for `eventSourceARN`.
+        let error = FileSource::open(&FileInput::Embedded("[[null,null]]"), &options(1, None)).unwrap_err();
+        assert!(matches!(error, FileSourceError::NotAnObject { index: 0, .. }), "{error}");
+        let error = FileSource::open(&FileInput::Embedded("{}\n[\"arn\",{}]\n"), &options(1, None)).unwrap_err();
+        assert!(matches!(error, FileSourceError::Line { line: 2, .. }), "{error}");
     }
 
     #[test]
