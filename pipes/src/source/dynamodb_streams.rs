@@ -82,10 +82,6 @@ fn default_poll_interval_ms() -> u64 {
 
 /// Most records one GetRecords call may return.
 const GET_RECORDS_LIMIT: usize = 1000;
-/// Largest `BatchSize` Pipes accepts for DynamoDB streams.
-const MAX_BATCH_SIZE: usize = 10_000;
-/// Largest `MaximumBatchingWindowInSeconds` Pipes accepts.
-const MAX_BATCHING_WINDOW_SECS: u64 = 300;
 /// How often the shard list is read again while shards are open (new shards appear as
 /// DynamoDB splits them, about every four hours).
 const SHARD_REFRESH: Duration = Duration::from_secs(30);
@@ -134,14 +130,8 @@ impl DynamoDbStreamsConfig {
     /// Checks the settings and builds the source: resolves the stream ARN (DescribeTable for a
     /// table name) and reads the shard list.
     pub async fn build(self) -> Result<DynamoDbStreamsSource, StreamsError> {
-        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
-            return Err(StreamsError::Config(format!("batch_size must be 1 to {MAX_BATCH_SIZE}")));
-        }
-        if self.maximum_batching_window_in_seconds > MAX_BATCHING_WINDOW_SECS {
-            return Err(StreamsError::Config(format!(
-                "maximum_batching_window_in_seconds must be 0 to {MAX_BATCHING_WINDOW_SECS}"
-            )));
-        }
+        super::check_batching(self.batch_size, self.maximum_batching_window_in_seconds)
+            .map_err(StreamsError::Config)?;
         let sdk = sdk_config(self.endpoint_url.as_deref(), self.region.as_deref(), SdkRetries::Standard).await;
         let stream_arn = match (self.stream_arn, self.table_name) {
             (Some(arn), None) => arn,

@@ -27,10 +27,6 @@ use crate::aws::{SdkRetries, classify, sdk_config};
 
 /// Most messages one ReceiveMessage call returns.
 pub const RECEIVE_LIMIT: usize = 10;
-/// Largest `BatchSize` Pipes accepts for SQS.
-const MAX_BATCH_SIZE: usize = 10_000;
-/// Largest `MaximumBatchingWindowInSeconds` Pipes accepts.
-const MAX_BATCHING_WINDOW_SECS: u64 = 300;
 /// The longest long poll SQS allows.
 const LONG_POLL_SECS: u64 = 20;
 
@@ -146,14 +142,8 @@ impl SqsQueueConfig {
     /// Checks the settings and builds the source: resolves the queue URL (GetQueueUrl for a
     /// name) and reads its ARN (GetQueueAttributes).
     pub async fn build(self) -> Result<SqsQueueSource, SqsSourceError> {
-        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
-            return Err(SqsSourceError::Config(format!("batch_size must be 1 to {MAX_BATCH_SIZE}")));
-        }
-        if self.maximum_batching_window_in_seconds > MAX_BATCHING_WINDOW_SECS {
-            return Err(SqsSourceError::Config(format!(
-                "maximum_batching_window_in_seconds must be 0 to {MAX_BATCHING_WINDOW_SECS}"
-            )));
-        }
+        super::check_batching(self.batch_size, self.maximum_batching_window_in_seconds)
+            .map_err(SqsSourceError::Config)?;
         let sdk = sdk_config(self.endpoint_url.as_deref(), self.region.as_deref(), SdkRetries::Standard).await;
         let client = Client::new(&sdk);
         let queue_url = match (self.queue_url, self.queue_name) {
